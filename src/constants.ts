@@ -1,0 +1,57 @@
+/**
+ * Tag keys, operation-name prefixes and component names used by the patches.
+ * Keys that OpenTracing's `Tags` defines come from there; the rest live here,
+ * so that no hook scatters its own string literals for them.
+ */
+import { Tags } from 'opentracing';
+
+export const TAG = {
+  SPAN_KIND: Tags.SPAN_KIND,
+  COMPONENT: Tags.COMPONENT,
+  ERROR: Tags.ERROR,
+  HTTP_METHOD: Tags.HTTP_METHOD,
+  HTTP_URL: Tags.HTTP_URL,
+  HTTP_STATUS_CODE: Tags.HTTP_STATUS_CODE,
+  PEER_HOSTNAME: Tags.PEER_HOSTNAME,
+  PEER_HOST_IPV4: Tags.PEER_HOST_IPV4,
+  PEER_HOST_IPV6: Tags.PEER_HOST_IPV6,
+  PEER_PORT: Tags.PEER_PORT,
+  PEER_SERVICE: Tags.PEER_SERVICE,
+  DB_TYPE: Tags.DB_TYPE,
+  DB_INSTANCE: Tags.DB_INSTANCE,
+  DB_USER: Tags.DB_USER,
+  DB_STATEMENT: Tags.DB_STATEMENT,
+  /** Not in OpenTracing's Tags: the bound parameter values, only when the user opts in. */
+  DB_PARAMETERS: 'db.parameters',
+} as const;
+
+export const SPAN_KIND_CLIENT = Tags.SPAN_KIND_RPC_CLIENT; // 'client'
+export const SPAN_KIND_SERVER = Tags.SPAN_KIND_RPC_SERVER; // 'server'
+
+/** Fields of the error log, per the OpenTracing semantic conventions. */
+export const LOG = {
+  EVENT: 'event',
+  ERROR_EVENT: 'error',
+  ERROR_KIND: 'error.kind',
+  ERROR_OBJECT: 'error.object',
+  MESSAGE: 'message',
+  STACK: 'stack',
+} as const;
+
+export const OPERATION_PREFIX = {
+  PG: 'pg:',
+  REDIS: 'redis:',
+} as const;
+
+/** What replaces a secret in a tag value (URL credentials, secret query values). */
+export const REDACTED = 'REDACTED';
+
+/** Name of the debug logger: `NODE_DEBUG=opentracing-instrumentation`. */
+export const DEBUG_NAME = 'opentracing-instrumentation';
+
+/**
+ * Header-name prefixes that carry baggage rather than the span context itself:
+ * Jaeger's `uberctx-`, OpenTracing's basic tracers' `ot-baggage-`, W3C `baggage`.
+ * Used when `propagateBaggage` is false.
+ */
+export const BAGGAGE_HEADER_PREFIXES = ['uberctx-', 'ot-baggage-', 'baggage'] as const;

@@ -1,0 +1,111 @@
+/**
+ * The current span, carried across callbacks, promises, timers and event
+ * emitters by AsyncLocalStorage.
+ *
+ * The store also carries two flags the patches need and the application never
+ * sees: `suppressed` (nothing inside is traced: the tracer's own reporting) and
+ * `outer` (a higher-level client span, e.g. axios, that the http or fetch
+ * patch underneath must not duplicate but must propagate on every hop).
+ */
+import { AsyncLocalStorage } from 'async_hooks';
+import type { Span } from 'opentracing';
+import { logOnce } from './logger';
+
+/** A client span owned by a higher layer; lower layers propagate it instead of starting their own. */
+export interface OuterClient {
+  readonly span: Span;
+  readonly component: string;
+  /** Set when the outer call has completed: later calls in the same async chain are their own calls. */
+  done: boolean;
+}
+
+export interface ContextStore {
+  readonly span: Span | null | undefined;
+  readonly suppressed: boolean;
+  readonly outer?: OuterClient;
+}
+
+const storage = new AsyncLocalStorage<ContextStore>();
+
+type SpanGetter = () => Span | null | undefined;
+let customGetter: SpanGetter | null = null;
+
+/**
+ * The span current at this point of the program: the custom getter's answer
+ * when one is set (consulted on every call), else the span of the innermost
+ * `spanInContext`.
+ */
+export function getCurrentSpan(): Span | undefined {
+  const getter = customGetter;
+  if (getter !== null) {
+    try {
+      return getter() ?? undefined;
+    } catch (err) {
+      logOnce('getter', 'the current-span getter threw; treating as no current span', err);
+      return undefined;
+    }
+  }
+  return storage.getStore()?.span ?? undefined;
+}
+
+/**
+ * Replaces how the current span is found (e.g. by a framework's own request
+ * context). `null` restores the default (the span set by `spanInContext`).
+ */
+export function setCurrentSpanFunc(fn: SpanGetter | null): void {
+  if (fn !== null && typeof fn !== 'function') {
+    throw new TypeError('setCurrentSpanFunc expects a function or null');
+  }
+  customGetter = fn;
+}
+
+/** Runs `fn` with `span` as the current span, for `fn` and all the async work it starts. */
+export function spanInContext<T>(span: Span | null | undefined, fn: () => T): T {
+  const parent = storage.getStore();
+  return storage.run({ span, suppressed: parent?.suppressed ?? false }, fn);
+}
+
+/**
+ * Runs `fn` with instrumentation switched off for it and all the async work
+ * it starts: no spans, no injected headers.
+ */
+export function suppressInstrumentation<T>(fn: () => T): T {
+  const parent = storage.getStore();
+  if (parent?.suppressed) return fn();
+  return storage.run({ span: parent?.span, suppressed: true }, fn);
+}
+
+/** Internal: the raw store, for the patches' fast checks. */
+export function currentStore(): ContextStore | undefined {
+  return storage.getStore();
+}
+
+/** Internal: true when the current async chain must not be traced. */
+export function isSuppressed(): boolean {
+  return storage.getStore()?.suppressed === true;
+}
+
+/**
+ * Internal: runs `fn` (a library call) so that lower patches see `outer` as
+ * the client span of the call in progress. The current span the application
+ * sees inside is unchanged.
+ */
+export function runWithOuterClient<T>(outer: OuterClient, fn: () => T): T {
+  const parent = storage.getStore();
+  return storage.run({ span: parent?.span, suppressed: parent?.suppressed ?? false, outer }, fn);
+}
+
+/** Internal: the outer client span in progress, if any. */
+export function activeOuterClient(): OuterClient | undefined {
+  const outer = storage.getStore()?.outer;
+  return outer !== undefined && !outer.done ? outer : undefined;
+}
+
+/**
+ * Internal: binds `fn` to the current async context, so that a callback queued
+ * inside a library (a pool waiting for a free client) runs in the caller's
+ * context, not in the context of whoever happened to dequeue it.
+ */
+export function bindToCurrentContext<F extends (...args: never[]) => unknown>(fn: F): F {
+  return AsyncLocalStorage.bind(fn);
+}

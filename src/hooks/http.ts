@@ -1,0 +1,273 @@
+/**
+ * Client spans for Node's `http` and `https`: `request` and `get`, in every
+ * call form Node accepts (URL string, `URL`, options object, `(url, options,
+ * cb)`).
+ *
+ * The request is created by Node from the caller's own arguments; the span's
+ * tags are read back from the `ClientRequest` (Node has parsed the URL once
+ * already), and the trace headers are set on the request with `setHeader`,
+ * so the caller's headers object is never touched.
+ */
+import { errorMonitor } from 'events';
+import type * as http from 'http';
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'http';
+import type { Span } from 'opentracing';
+import { TAG } from '../constants';
+import { activeOuterClient, isSuppressed } from '../context';
+import { logOnce, safeCall } from '../logger';
+import { optionsOf, type HttpClientOptions } from '../options';
+import type { Instrumentation } from '../patcher';
+import { redactPath } from '../redact';
+import {
+  addPeerTags,
+  clientTags,
+  finishSpan,
+  injectHttpHeaders,
+  isRecording,
+  isServerErrorStatus,
+  setTag,
+  setTags,
+  startClientSpan,
+  tagErrorMessage,
+} from '../span';
+import { wrapMethod, unwrapMethod } from '../wrap';
+
+type Component = 'http' | 'https';
+type RequestFn = typeof http.request;
+type HttpModule = Pick<typeof http, 'request' | 'get'>;
+
+/** `IncomingMessage._dump`: Node's own discard of a response nobody reads (lib/_http_incoming.js). */
+interface DumpableResponse extends IncomingMessage {
+  _dump?: () => void;
+}
+
+/** The `headers` and `method` the caller passed, whatever the call form. */
+function callerOptions(args: ArrayLike<unknown>): RequestOptions | undefined {
+  const first = args[0];
+  if (typeof first === 'string' || first instanceof URL) {
+    const second = args[1];
+    return second !== null && typeof second === 'object' ? (second as RequestOptions) : undefined;
+  }
+  return first !== null && typeof first === 'object' ? (first as RequestOptions) : undefined;
+}
+
+/**
+ * Node renders the header block inside the `ClientRequest` constructor when
+ * the headers are given as a raw array or include `Expect`
+ * (lib/_http_client.js); `setHeader` is impossible afterwards, so for those
+ * calls the trace headers go into a copy of the arguments instead.
+ */
+function headersRenderedEarly(options: RequestOptions | undefined): boolean {
+  const headers = options?.headers;
+  if (headers === undefined || headers === null) return false;
+  if (Array.isArray(headers)) return true;
+  for (const key of Object.keys(headers)) if (key.length === 6 && key.toLowerCase() === 'expect') return true;
+  return false;
+}
+
+/** The arguments with `extra` headers added to a copy of the caller's options and headers. */
+function argsWithHeaders(args: ArrayLike<unknown>, options: RequestOptions | undefined, extra: Record<string, string>): unknown[] {
+  const list = Array.prototype.slice.call(args) as unknown[];
+  const headers = options?.headers;
+  let merged: RequestOptions['headers'];
+  if (Array.isArray(headers)) {
+    const raw: string[] = [...(headers as readonly string[])];
+    for (const name of Object.keys(extra)) raw.push(name, extra[name]);
+    merged = raw;
+  } else {
+    merged = { ...(headers as Record<string, unknown>), ...extra } as RequestOptions['headers'];
+  }
+  const copy = { ...options, headers: merged };
+  const first = list[0];
+  if (typeof first === 'string' || first instanceof URL) {
+    if (options !== undefined) list[1] = copy;
+    else list.splice(1, 0, copy);
+  } else {
+    list[0] = copy;
+  }
+  return list;
+}
+
+/** The destination host for propagation rules, before the request exists. */
+function hostOf(args: ArrayLike<unknown>, options: RequestOptions | undefined): string | undefined {
+  const first = args[0];
+  if (options?.hostname) return options.hostname;
+  if (options?.host) return options.host;
+  if (first instanceof URL) return first.hostname;
+  if (typeof first === 'string') {
+    try {
+      return new URL(first).hostname;
+    } catch {
+      return undefined;
+    }
+  }
+  return 'localhost';
+}
+
+function portOf(req: ClientRequest): number | undefined {
+  const hostHeader = req.getHeader('host');
+  if (typeof hostHeader === 'string') {
+    const colon = hostHeader.lastIndexOf(':');
+    if (colon !== -1 && colon > hostHeader.lastIndexOf(']')) return Number(hostHeader.slice(colon + 1));
+  }
+  const agent = (req as { agent?: { defaultPort?: number } }).agent;
+  if (agent && typeof agent.defaultPort === 'number') return agent.defaultPort;
+  return req.protocol === 'https:' ? 443 : 80;
+}
+
+function urlOf(req: ClientRequest): string {
+  const hostHeader = req.getHeader('host');
+  const authority = typeof hostHeader === 'string' ? hostHeader : req.host;
+  return `${req.protocol}//${authority}${redactPath(req.path)}`;
+}
+
+/**
+ * Follows one request to the end of its response. The span finishes exactly
+ * once: when the response closes (complete or not), or when the request
+ * errors or closes without a response.
+ */
+function observe(component: Component, span: Span, req: ClientRequest, options: HttpClientOptions): void {
+  let finished = false;
+  let response: IncomingMessage | undefined;
+  let failure: unknown;
+  const finish = (err?: unknown): void => {
+    if (finished) return;
+    finished = true;
+    finishSpan(span, err);
+  };
+
+  req.on(errorMonitor, (err: unknown) => {
+    if (response === undefined) finish(err);
+    else failure = err;
+  });
+  req.once('close', () => {
+    if (response === undefined) finish(failure ?? new Error('request closed before a response'));
+  });
+  req.prependListener('response', (res: DumpableResponse) => {
+    response = res;
+    const status = res.statusCode ?? 0;
+    setTag(span, TAG.HTTP_STATUS_CODE, status);
+    const socket = res.socket;
+    if (socket && typeof socket.remotePort === 'number') setTag(span, TAG.PEER_PORT, socket.remotePort);
+    const isError = options.isErrorStatus ?? isServerErrorStatus;
+    let errorStatus = false;
+    try {
+      errorStatus = isError(status);
+    } catch (err) {
+      logOnce(`${component}:isErrorStatus`, 'isErrorStatus threw', err);
+    }
+    if (errorStatus) tagErrorMessage(span, 'http_status', `HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`);
+    safeCall(`${component} responseHook`, options.responseHook, res, span);
+    res.on(errorMonitor, (err: unknown) => {
+      failure = err;
+    });
+    res.once('close', () => {
+      finish(res.complete ? undefined : (failure ?? new Error('response aborted before its end')));
+    });
+    // We are a 'response' listener now, so Node will not discard a response
+    // that nobody else listens to (ClientRequest: `if (!req.emit('response',
+    // res)) res._dump()`). Do what Node would have done, or the socket stays pinned.
+    if (req.listenerCount('response') === 1 && typeof res._dump === 'function') res._dump();
+  });
+}
+
+function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
+  const callOriginal = (): ClientRequest => {
+    const req = original.apply(self, args as unknown as Parameters<RequestFn>);
+    if (end) req.end();
+    return req;
+  };
+  if (isSuppressed()) return callOriginal();
+
+  let callerOpts: RequestOptions | undefined;
+  let early = false;
+  try {
+    callerOpts = callerOptions(args);
+    early = headersRenderedEarly(callerOpts);
+  } catch (err) {
+    logOnce(`${component}:args`, 'could not read the request arguments; untraced', err);
+    return callOriginal();
+  }
+
+  // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
+  const outer = activeOuterClient();
+  if (outer !== undefined) {
+    if (early) {
+      const extra = injectHttpHeaders(outer.span, hostOf(args, callerOpts), () => undefined);
+      const req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
+      if (end) req.end();
+      return req;
+    }
+    const req = original.apply(self, args as unknown as Parameters<RequestFn>);
+    injectHttpHeaders(outer.span, req.host, (name, value) => req.setHeader(name, value));
+    if (end) req.end();
+    return req;
+  }
+
+  const options = optionsOf(component);
+  const method = (callerOpts?.method ?? 'GET').toUpperCase();
+  const span = startClientSpan(component, method);
+  if (span === undefined) return callOriginal();
+
+  let req: ClientRequest;
+  try {
+    if (early) {
+      const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
+      req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
+    } else {
+      req = original.apply(self, args as unknown as Parameters<RequestFn>);
+    }
+  } catch (err) {
+    // Invalid arguments: Node throws before any I/O. Same error to the caller.
+    finishSpan(span, err);
+    throw err;
+  }
+
+  try {
+    if (isRecording(span)) {
+      const tags = clientTags(component);
+      tags[TAG.HTTP_METHOD] = req.method;
+      tags[TAG.HTTP_URL] = urlOf(req);
+      addPeerTags(tags, req.host, portOf(req));
+      setTags(span, tags);
+    }
+    safeCall(`${component} requestHook`, options.requestHook, span, req);
+    if (!early) injectHttpHeaders(span, req.host, (name, value) => req.setHeader(name, value));
+    observe(component, span, req, options);
+  } catch (err) {
+    logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);
+    finishSpan(span);
+  }
+  if (end) req.end();
+  return req;
+}
+
+function makeInstrumentation(component: Component): Instrumentation<HttpModule> {
+  return {
+    name: component,
+    module: component,
+    patch(exports) {
+      // Both are wrapped: `get` calls the module's own `request` binding, not
+      // `exports.request` (lib/http.js, lib/https.js), so wrapping `request`
+      // alone would miss it. Our `get` is `request` + `end()`, as Node's is.
+      const originalRequest = exports.request;
+      wrapMethod(exports, 'request', (original) =>
+        function request(this: unknown) {
+          return tracedRequest(component, original, this, arguments, false);
+        },
+      );
+      wrapMethod(exports, 'get', () =>
+        function get(this: unknown) {
+          return tracedRequest(component, originalRequest, this, arguments, true);
+        },
+      );
+    },
+    unpatch(exports) {
+      unwrapMethod(exports, 'request');
+      unwrapMethod(exports, 'get');
+    },
+  };
+}
+
+export const httpClient = makeInstrumentation('http');
+export const httpsClient = makeInstrumentation('https');

@@ -1,0 +1,166 @@
+/**
+ * What a user can configure, and the live configuration the patches read on
+ * every call (so `setResponseHook` and a tracer registered after install take
+ * effect at once).
+ */
+import type { ClientRequest, IncomingMessage } from 'http';
+import { globalTracer, type Span, type Tracer } from 'opentracing';
+import { compilePropagationRules, type PropagationRules } from './propagation';
+
+/** The libraries this package can instrument. */
+export type PatchName = 'http' | 'https' | 'axios' | 'fetch' | 'pg' | 'ioredis' | 'http-server';
+
+export const PATCH_NAMES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch', 'pg', 'ioredis', 'http-server'];
+
+/** Options every patch accepts. */
+export interface PatchOptions<Request = unknown, Response = unknown> {
+  /**
+   * Called once per call with what the library hands back, before the span
+   * finishes. A hook that throws is contained and logged. Default: none.
+   */
+  responseHook?: ((response: Response, span: Span) => void) | null;
+  /**
+   * Called after the span is started and before the trace headers are
+   * injected, so it can set tags or baggage. Contained like the response hook.
+   * Default: none.
+   */
+  requestHook?: ((span: Span, request: Request) => void) | null;
+  /**
+   * When true, a call made with no current span is not traced at all.
+   * Default: false (the call starts a new trace).
+   */
+  requireParentSpan?: boolean;
+}
+
+/** Options of the `http` and `https` client patches. */
+export interface HttpClientOptions extends PatchOptions<ClientRequest, IncomingMessage> {
+  /** Which response statuses mark the span as an error. Default: `status >= 500`. */
+  isErrorStatus?: (status: number) => boolean;
+}
+
+/** Options of the `axios` patch. */
+export interface AxiosOptions extends PatchOptions {
+  /** Which response statuses mark the span as an error. Default: `status >= 500`. */
+  isErrorStatus?: (status: number) => boolean;
+}
+
+/** Options of the `fetch` patch (global fetch and the `undici` package). */
+export interface FetchOptions extends PatchOptions {
+  /** Which response statuses mark the span as an error. Default: `status >= 500`. */
+  isErrorStatus?: (status: number) => boolean;
+}
+
+/** Options of the `pg` patch. */
+export type PgOptions = PatchOptions;
+
+/** Options of the `ioredis` patch. */
+export type IoredisOptions = PatchOptions;
+
+/** Options of the `http-server` patch. */
+export type HttpServerOptions = PatchOptions;
+
+/** Options of `installAllPatches` / `installPatches`. */
+export interface InstrumentationOptions {
+  /**
+   * The tracer spans are started with. Default: the OpenTracing global tracer,
+   * looked up at each call, so a tracer registered after install is used.
+   */
+  tracer?: Tracer;
+  /**
+   * Host names that may receive trace headers and baggage: exact names
+   * (`'api.internal'`), wildcards for subdomains (`'*.corp.example'`) or
+   * RegExps that must match the whole host name. Calls to other hosts are
+   * still traced, but carry no trace context. Default: undefined (every host).
+   */
+  propagateTo?: ReadonlyArray<string | RegExp>;
+  /** When false, baggage is never sent downstream. Default: true. */
+  propagateBaggage?: boolean;
+  http?: HttpClientOptions;
+  https?: HttpClientOptions;
+  axios?: AxiosOptions;
+  fetch?: FetchOptions;
+  pg?: PgOptions;
+  ioredis?: IoredisOptions;
+  'http-server'?: HttpServerOptions;
+}
+
+/** Per patch, the options interface that patch takes. */
+export interface OptionsByPatch {
+  http: HttpClientOptions;
+  https: HttpClientOptions;
+  axios: AxiosOptions;
+  fetch: FetchOptions;
+  pg: PgOptions;
+  ioredis: IoredisOptions;
+  'http-server': HttpServerOptions;
+}
+
+/** The response hook of patch `P`. */
+export type ResponseHookOf<P extends PatchName> = NonNullable<OptionsByPatch[P]['responseHook']>;
+
+interface LiveConfig {
+  tracer: Tracer | undefined;
+  propagation: PropagationRules;
+  patches: { [P in PatchName]: OptionsByPatch[P] };
+}
+
+function emptyPatches(): LiveConfig['patches'] {
+  return { http: {}, https: {}, axios: {}, fetch: {}, pg: {}, ioredis: {}, 'http-server': {} };
+}
+
+const live: LiveConfig = {
+  tracer: undefined,
+  propagation: compilePropagationRules(undefined, true),
+  patches: emptyPatches(),
+};
+
+/** Validates and applies `options`; throws a clear TypeError on bad input, before anything changes. */
+export function configure(options: InstrumentationOptions | undefined): void {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw new TypeError('instrumentation options must be an object');
+  const { tracer, propagateTo, propagateBaggage } = options;
+  if (tracer !== undefined && (tracer === null || typeof tracer.startSpan !== 'function')) {
+    throw new TypeError('options.tracer must be an OpenTracing Tracer');
+  }
+  if (propagateBaggage !== undefined && typeof propagateBaggage !== 'boolean') {
+    throw new TypeError('options.propagateBaggage must be a boolean');
+  }
+  const propagation = compilePropagationRules(propagateTo, propagateBaggage ?? true);
+  const patches = emptyPatches();
+  for (const name of PATCH_NAMES) {
+    const given = options[name];
+    if (given === undefined) continue;
+    if (given === null || typeof given !== 'object') throw new TypeError(`options.${name} must be an object`);
+    for (const key of ['responseHook', 'requestHook'] as const) {
+      const hook = given[key];
+      if (hook !== undefined && hook !== null && typeof hook !== 'function') {
+        throw new TypeError(`options.${name}.${key} must be a function`);
+      }
+    }
+    (patches as Record<PatchName, object>)[name] = { ...given };
+  }
+  live.tracer = tracer;
+  live.propagation = propagation;
+  live.patches = patches;
+}
+
+/** The tracer for this call: the configured one, else the global tracer as it is now. */
+export function getTracer(): Tracer {
+  return live.tracer ?? globalTracer();
+}
+
+/** The live options of one patch (read them at call time, not at patch time). */
+export function optionsOf<P extends PatchName>(name: P): OptionsByPatch[P] {
+  return live.patches[name];
+}
+
+export function propagationRules(): PropagationRules {
+  return live.propagation;
+}
+
+/** Replaces one patch's response hook at run time; `null` removes it. */
+export function setResponseHook<P extends PatchName>(patch: P, hook: ResponseHookOf<P> | null): void {
+  if (!PATCH_NAMES.includes(patch)) throw new TypeError(`unknown patch name: ${String(patch)}`);
+  if (hook !== null && typeof hook !== 'function') throw new TypeError('a response hook must be a function or null');
+  live.patches[patch] = { ...live.patches[patch], responseHook: hook };
+}

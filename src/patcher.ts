@@ -1,0 +1,151 @@
+/**
+ * The patch registry and the require hook: finds each supported library
+ * whether it was loaded before or after install, patches each loaded copy
+ * once, and undoes everything on uninstall.
+ */
+import { builtinModules } from 'module';
+import * as path from 'path';
+import { Hook } from 'require-in-the-middle';
+import { instrumentations } from './hooks';
+import { logOnce } from './logger';
+import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
+
+/**
+ * One instrumented module. A library may need several (pg: `pg` and
+ * `pg-pool`); each hook file exports them, and `src/hooks/index.ts` lists them.
+ */
+export interface Instrumentation<Exports = unknown> {
+  /** The patch name users enable it by. */
+  readonly name: PatchName;
+  /** The module whose exports `patch` receives: a package name or a Node builtin. */
+  readonly module: string;
+  /** Wraps what it needs in `exports`. May throw: the registry contains it. */
+  patch(exports: Exports): void;
+  /** Puts back exactly what `patch` replaced. */
+  unpatch(exports: Exports): void;
+}
+
+type AnyInstrumentation = Instrumentation<never>;
+
+const builtins = new Set(builtinModules);
+const enabled = new Set<PatchName>();
+/** Per instrumentation, the exports objects it has patched (several copies of a package may be loaded). */
+const patched = new Map<AnyInstrumentation, Set<unknown>>();
+let hook: Hook | null = null;
+
+function patchExports(inst: AnyInstrumentation, exports: unknown): void {
+  if (exports === null || (typeof exports !== 'object' && typeof exports !== 'function')) return;
+  let done = patched.get(inst);
+  if (done === undefined) patched.set(inst, (done = new Set()));
+  if (done.has(exports)) return;
+  try {
+    inst.patch(exports as never);
+    done.add(exports);
+  } catch (err) {
+    logOnce(`patch:${inst.name}:${inst.module}`, `could not patch ${inst.module} for ${inst.name}; left as it is`, err);
+    try {
+      inst.unpatch(exports as never);
+    } catch {
+      // half-patched and unpatch failed too: nothing more we can do safely
+    }
+  }
+}
+
+/** The exports of every copy of `moduleName` already in the require cache. */
+function loadedCopies(moduleName: string): unknown[] {
+  if (builtins.has(moduleName)) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return [require(moduleName)];
+  }
+  const marker = `${path.sep}node_modules${path.sep}${moduleName.split('/').join(path.sep)}${path.sep}`;
+  const roots = new Set<string>();
+  for (const file of Object.keys(require.cache)) {
+    const at = file.lastIndexOf(marker);
+    if (at !== -1) roots.add(file.slice(0, at + marker.length - 1));
+  }
+  const copies: unknown[] = [];
+  for (const root of roots) {
+    try {
+      const main = require.resolve(root);
+      const cached = require.cache[main];
+      if (cached !== undefined && cached.loaded) copies.push(cached.exports);
+    } catch {
+      // a package folder without a resolvable main: not a copy we can patch
+    }
+  }
+  return copies;
+}
+
+function activeInstrumentations(): AnyInstrumentation[] {
+  return (instrumentations as AnyInstrumentation[]).filter((inst) => enabled.has(inst.name));
+}
+
+function rehook(): void {
+  if (hook !== null) {
+    hook.unhook();
+    hook = null;
+  }
+  const active = activeInstrumentations();
+  if (active.length === 0) return;
+  const modules = [...new Set(active.map((inst) => inst.module))];
+  hook = new Hook(modules, { internals: false }, (exports, name) => {
+    const bare = name.startsWith('node:') ? name.slice(5) : name;
+    for (const inst of activeInstrumentations()) {
+      if (inst.module === bare) patchExports(inst, exports);
+    }
+    return exports;
+  });
+}
+
+function validateNames(names: readonly PatchName[]): void {
+  if (!Array.isArray(names)) throw new TypeError('installPatches expects an array of patch names');
+  for (const name of names) {
+    if (!PATCH_NAMES.includes(name)) {
+      throw new TypeError(`unknown patch name: ${String(name)} (known: ${PATCH_NAMES.join(', ')})`);
+    }
+  }
+}
+
+/**
+ * Patches the named libraries (loaded now or later) with `options`. Calling
+ * it again adds patches and replaces the options; nothing is wrapped twice.
+ */
+export function installPatches(names: readonly PatchName[], options?: InstrumentationOptions): void {
+  validateNames(names);
+  configure(options);
+  for (const name of names) enabled.add(name);
+  for (const inst of activeInstrumentations()) {
+    for (const exports of loadedCopies(inst.module)) patchExports(inst, exports);
+  }
+  rehook();
+}
+
+/** Patches every supported library that is installed (patch names listed in `PATCH_NAMES`). */
+export function installAllPatches(options?: InstrumentationOptions): void {
+  installPatches(PATCH_NAMES, options);
+}
+
+/** Restores every original function and stops hooking later `require`s. */
+export function uninstallAllPatches(): void {
+  enabled.clear();
+  if (hook !== null) {
+    hook.unhook();
+    hook = null;
+  }
+  for (const [inst, copies] of patched) {
+    for (const exports of copies) {
+      try {
+        inst.unpatch(exports as never);
+      } catch (err) {
+        logOnce(`unpatch:${inst.name}:${inst.module}`, `could not unpatch ${inst.module}`, err);
+      }
+    }
+    copies.clear();
+  }
+  patched.clear();
+}
+
+/** Internal (tests, benchmarks): the names currently enabled. */
+export function enabledPatches(): PatchName[] {
+  return [...enabled];
+}

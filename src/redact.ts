@@ -1,0 +1,58 @@
+/**
+ * Keeps secrets out of span tags: URL credentials and query values whose
+ * names look secret (tokens, signatures, passwords, API keys).
+ */
+import { REDACTED } from './constants';
+
+/** Query parameter names whose values are never recorded. */
+export const SECRET_QUERY_KEY =
+  /token|secret|passw|pwd|^sig$|signature|credential|^auth|session|api[-_]?key|access[-_]?key|private[-_]?key|^key$|^code$|^pass$/i;
+
+/** Replaces the values of secret-looking query parameters in a `?query` string (with or without the `?`). */
+export function redactQuery(query: string): string {
+  if (query.length === 0) return query;
+  const lead = query[0] === '?' ? '?' : '';
+  const body = lead ? query.slice(1) : query;
+  let changed = false;
+  const parts = body.split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    const rawKey = eq === -1 ? pair : pair.slice(0, eq);
+    let key = rawKey;
+    try {
+      key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
+    } catch {
+      // a malformed escape: compare the raw key
+    }
+    if (eq !== -1 && SECRET_QUERY_KEY.test(key)) {
+      changed = true;
+      return `${rawKey}=${REDACTED}`;
+    }
+    return pair;
+  });
+  return changed ? lead + parts.join('&') : query;
+}
+
+/** Redacts the query of a request path (`/a?token=x` becomes `/a?token=REDACTED`). */
+export function redactPath(path: string): string {
+  const q = path.indexOf('?');
+  if (q === -1) return path;
+  const hash = path.indexOf('#', q);
+  const query = hash === -1 ? path.slice(q) : path.slice(q, hash);
+  return path.slice(0, q) + redactQuery(query);
+}
+
+/**
+ * A full URL with its credentials replaced and its secret query values
+ * redacted; the fragment is dropped (it is never sent). Unparseable input
+ * gives its path-and-query part redacted the same way, without credentials.
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return redactPath(url.replace(/\/\/[^/?#]*@/, `//${REDACTED}@`).split('#')[0]);
+  }
+  const auth = parsed.username || parsed.password ? `${REDACTED}@` : '';
+  return `${parsed.protocol}//${auth}${parsed.host}${parsed.pathname}${redactQuery(parsed.search)}`;
+}

@@ -1,0 +1,71 @@
+/**
+ * `node -r opentracing-instrumentation/register app.js`: traces an unchanged
+ * application. Builds a jaeger tracer from the `JAEGER_*` environment
+ * (unless a global tracer is already registered), then installs every patch
+ * except those named in `OPENTRACING_INSTRUMENTATION_DISABLE`. Never throws
+ * into the application: a problem is reported on stderr and the app runs untraced.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { installPatches } from './patcher';
+import { PATCH_NAMES, type PatchName } from './options';
+import { initTracerFromEnv, isGlobalTracerRegistered } from './tracer';
+
+/** Comma-separated patch names that `register` leaves off, e.g. `pg,ioredis`. */
+export const DISABLE_ENV = 'OPENTRACING_INSTRUMENTATION_DISABLE';
+
+function warn(message: string): void {
+  process.stderr.write(`opentracing-instrumentation: ${message}\n`);
+}
+
+/** The name of the nearest package.json above `dir`, if any. */
+function packageName(dir: string): string | undefined {
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(d, 'package.json'), 'utf8')) as { name?: unknown };
+      if (typeof pkg.name === 'string' && pkg.name) return pkg.name;
+    } catch {
+      // no (readable) package.json here: look further up
+    }
+    if (path.dirname(d) === d) return undefined;
+  }
+}
+
+/** `JAEGER_SERVICE_NAME`, else the application's package.json name, else the script's name. */
+export function defaultServiceName(): string {
+  const fromEnv = process.env.JAEGER_SERVICE_NAME;
+  if (fromEnv) return fromEnv;
+  const script = process.argv[1];
+  const fromPackage = packageName(script ? path.dirname(path.resolve(script)) : process.cwd());
+  if (fromPackage) return fromPackage;
+  return script ? path.basename(script, path.extname(script)) : 'node';
+}
+
+/** The patches to install: all, minus the ones the environment turns off. */
+export function patchesFromEnv(env: NodeJS.ProcessEnv = process.env): PatchName[] {
+  const off = new Set(
+    (env[DISABLE_ENV] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  for (const name of off) {
+    if (!PATCH_NAMES.includes(name as PatchName)) warn(`${DISABLE_ENV}: unknown patch name '${name}' ignored`);
+  }
+  return PATCH_NAMES.filter((name) => !off.has(name));
+}
+
+export function register(): void {
+  try {
+    if (!isGlobalTracerRegistered()) initTracerFromEnv({ serviceName: defaultServiceName() });
+  } catch (err) {
+    warn(`could not create the jaeger tracer (${(err as Error).message}); spans go to the no-op tracer`);
+  }
+  try {
+    installPatches(patchesFromEnv());
+  } catch (err) {
+    warn(`could not install the patches (${(err as Error).message}); the application runs untraced`);
+  }
+}
+
+register();

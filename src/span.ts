@@ -1,0 +1,184 @@
+/**
+ * Span helpers shared by every patch: start a client span from the current
+ * span, tag it, record an error, inject its context, finish it. Each of them
+ * contains a failing tracer: the application's call never sees its errors.
+ */
+import { isIP } from 'net';
+import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span } from 'opentracing';
+import { LOG, SPAN_KIND_CLIENT, TAG } from './constants';
+import { getCurrentSpan, isSuppressed } from './context';
+import { logOnce } from './logger';
+import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
+import { isBaggageHeader } from './propagation';
+
+export type TagValue = string | number | boolean | undefined;
+export type TagMap = Record<string, TagValue>;
+
+/**
+ * Starts the client span of one call, child of the current span. Returns
+ * undefined when the call must not be traced (suppressed, or no parent while
+ * `requireParentSpan` is set) or when the tracer fails.
+ */
+export function startClientSpan(patch: PatchName, operationName: string, tags?: TagMap): Span | undefined {
+  if (isSuppressed()) return undefined;
+  const parent = getCurrentSpan();
+  if (parent === undefined && optionsOf(patch).requireParentSpan === true) return undefined;
+  try {
+    return getTracer().startSpan(operationName, { childOf: parent, tags: tags as Record<string, unknown> | undefined });
+  } catch (err) {
+    logOnce(`startSpan:${patch}`, `tracer.startSpan threw in the ${patch} patch; the call goes on untraced`, err);
+    return undefined;
+  }
+}
+
+interface SamplingContext {
+  isSampled?: () => boolean;
+  isDebug?: () => boolean;
+  samplingFinalized?: boolean;
+}
+
+/**
+ * False when tags set on `span` would be thrown away (a no-op span, or a
+ * Jaeger span that is not sampled and whose sampling is final), so that the
+ * patches skip building them.
+ */
+export function isRecording(span: Span): boolean {
+  if (span.constructor === NoopSpan) return false;
+  try {
+    const ctx = span.context() as SamplingContext;
+    if (typeof ctx.isSampled !== 'function') return true;
+    if (ctx.isSampled()) return true;
+    if (typeof ctx.isDebug === 'function' && ctx.isDebug()) return true;
+    return ctx.samplingFinalized === false;
+  } catch {
+    return true;
+  }
+}
+
+/** The tags every client span has. */
+export function clientTags(component: string): TagMap {
+  return { [TAG.SPAN_KIND]: SPAN_KIND_CLIENT, [TAG.COMPONENT]: component };
+}
+
+/** `peer.hostname` or `peer.ipv4`/`peer.ipv6` for `host`, and `peer.port`. */
+export function addPeerTags(tags: TagMap, host: string | undefined, port: number | string | undefined): TagMap {
+  if (host) {
+    let h = host;
+    if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+    const family = isIP(h);
+    tags[family === 4 ? TAG.PEER_HOST_IPV4 : family === 6 ? TAG.PEER_HOST_IPV6 : TAG.PEER_HOSTNAME] = h;
+  }
+  if (port !== undefined && port !== null && port !== '') {
+    const n = typeof port === 'number' ? port : Number(port);
+    if (Number.isInteger(n) && n > 0) tags[TAG.PEER_PORT] = n;
+  }
+  return tags;
+}
+
+/** Sets several tags; a failing tracer is contained. */
+export function setTags(span: Span, tags: TagMap): void {
+  try {
+    for (const key of Object.keys(tags)) {
+      const value = tags[key];
+      if (value !== undefined) span.setTag(key, value);
+    }
+  } catch (err) {
+    logOnce('setTag', 'span.setTag threw; tags dropped', err);
+  }
+}
+
+/** Sets one tag; a failing tracer is contained. */
+export function setTag(span: Span, key: string, value: TagValue): void {
+  if (value === undefined) return;
+  try {
+    span.setTag(key, value);
+  } catch (err) {
+    logOnce('setTag', 'span.setTag threw; tags dropped', err);
+  }
+}
+
+function errorKind(err: unknown): string {
+  if (err !== null && typeof err === 'object') {
+    const e = err as { code?: unknown; name?: unknown; constructor?: { name?: unknown } };
+    if (typeof e.code === 'string' && e.code) return e.code;
+    if (typeof e.name === 'string' && e.name) return e.name;
+    if (typeof e.constructor?.name === 'string') return e.constructor.name;
+  }
+  return typeof err;
+}
+
+/** Marks `span` as failed: `error`=`true` and the error log of the OpenTracing conventions. */
+export function tagError(span: Span, err: unknown): void {
+  try {
+    span.setTag(TAG.ERROR, true);
+    const e = err as { message?: unknown; stack?: unknown } | null | undefined;
+    span.log({
+      [LOG.EVENT]: LOG.ERROR_EVENT,
+      [LOG.ERROR_KIND]: errorKind(err),
+      [LOG.ERROR_OBJECT]: err,
+      [LOG.MESSAGE]: typeof e?.message === 'string' ? e.message : String(err),
+      [LOG.STACK]: typeof e?.stack === 'string' ? e.stack : undefined,
+    });
+  } catch (logErr) {
+    logOnce('tagError', 'could not tag an error on a span', logErr);
+  }
+}
+
+/** Marks `span` as failed without an error object (e.g. an HTTP 503). */
+export function tagErrorMessage(span: Span, kind: string, message: string): void {
+  try {
+    span.setTag(TAG.ERROR, true);
+    span.log({ [LOG.EVENT]: LOG.ERROR_EVENT, [LOG.ERROR_KIND]: kind, [LOG.MESSAGE]: message });
+  } catch (logErr) {
+    logOnce('tagError', 'could not tag an error on a span', logErr);
+  }
+}
+
+/** Finishes `span`, tagging `err` first when given. The caller guarantees once-ness. */
+export function finishSpan(span: Span, err?: unknown): void {
+  if (err !== undefined) tagError(span, err);
+  try {
+    span.finish();
+  } catch (finishErr) {
+    logOnce('finish', 'span.finish threw', finishErr);
+  }
+}
+
+/** Default `isErrorStatus`: 5xx. */
+export function isServerErrorStatus(status: number): boolean {
+  return status >= 500;
+}
+
+/**
+ * Injects `span`'s context as HTTP headers for a call to `host`, through
+ * `set(name, value)`, when `propagateTo` allows that host; drops baggage
+ * headers when `propagateBaggage` is false. Returns what was written. Never
+ * throws: a failing tracer or setter is logged once.
+ */
+export function injectHttpHeaders(
+  span: Span,
+  host: string | undefined,
+  set: (name: string, value: string) => void,
+): Record<string, string> {
+  const rules = propagationRules();
+  const carrier: Record<string, string> = {};
+  if (!rules.allows(host)) return carrier;
+  try {
+    getTracer().inject(span.context(), FORMAT_HTTP_HEADERS, carrier);
+  } catch (err) {
+    logOnce('inject', 'tracer.inject threw; the call goes on without trace headers', err);
+    return {};
+  }
+  for (const name of Object.keys(carrier)) {
+    if (!rules.baggage && isBaggageHeader(name)) {
+      delete carrier[name];
+      continue;
+    }
+    try {
+      set(name, String(carrier[name]));
+    } catch (err) {
+      logOnce(`inject-set:${name}`, `could not set trace header ${name}`, err);
+    }
+  }
+  return carrier;
+}

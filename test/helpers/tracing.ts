@@ -1,0 +1,173 @@
+/**
+ * Test tracer: a real jaeger-client tracer that samples everything and keeps
+ * finished spans in memory, wrapped with span accounting (every started span
+ * is counted, every finish is counted, a second finish of a span is flagged).
+ * `useTracing()` installs the patches with it for a describe block and checks,
+ * when the block ends, that every started span was finished exactly once.
+ */
+import assert from 'assert';
+import * as jaeger from 'jaeger-client';
+import type { Span, Tracer } from 'opentracing';
+import { installPatches, uninstallAllPatches } from '../../src/patcher';
+import { PATCH_NAMES, type InstrumentationOptions, type PatchName } from '../../src/options';
+import { setCurrentSpanFunc } from '../../src/context';
+
+// jaeger-client's own classes, untyped in @types/jaeger-client.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { InMemoryReporter, ConstSampler } = require('jaeger-client') as {
+  InMemoryReporter: new () => { spans: JaegerSpan[]; clear(): void };
+  ConstSampler: new (decision: boolean) => unknown;
+};
+
+/** The parts of a finished jaeger span that tests read. */
+export interface JaegerSpan extends Span {
+  operationName: string;
+  _tags: Array<{ key: string; value: unknown }>;
+  _logs: Array<{ timestamp: number; fields: Array<{ key: string; value: unknown }> }>;
+  _references: Array<{ type(): string; referencedContext(): { spanIdStr?: string; toSpanId?: () => string } }>;
+  context(): jaeger.SpanContext & {
+    traceIdStr: string;
+    spanIdStr: string;
+    parentIdStr: string | null;
+    toTraceId(): string;
+    toSpanId(): string;
+    toParentId?(): string;
+    isSampled(): boolean;
+  };
+}
+
+export interface Accounting {
+  started: number;
+  finished: number;
+  doubleFinished: number;
+  /** Spans started and not (yet) finished. */
+  open: Set<Span>;
+}
+
+export interface TestTracer {
+  tracer: Tracer;
+  /** Finished spans, oldest first. */
+  spans(): JaegerSpan[];
+  clear(): void;
+  accounting: Accounting;
+  close(): void;
+}
+
+/** A sampling jaeger tracer with an in-memory reporter and span accounting. */
+export function createTestTracer(options: { sampled?: boolean; serviceName?: string } = {}): TestTracer {
+  const reporter = new InMemoryReporter();
+  const tracer = jaeger.initTracer(
+    { serviceName: options.serviceName ?? 'test' },
+    { reporter: reporter as unknown as jaeger.Reporter, sampler: new ConstSampler(options.sampled ?? true) as jaeger.Sampler },
+  ) as unknown as Tracer;
+  const accounting: Accounting = { started: 0, finished: 0, doubleFinished: 0, open: new Set() };
+  const startSpan = tracer.startSpan.bind(tracer);
+  tracer.startSpan = function (name: string, opts?: object) {
+    const span = startSpan(name, opts);
+    accounting.started++;
+    accounting.open.add(span);
+    const finish = span.finish.bind(span);
+    let done = false;
+    span.finish = function (time?: number) {
+      if (done) {
+        accounting.doubleFinished++;
+        return;
+      }
+      done = true;
+      accounting.finished++;
+      accounting.open.delete(span);
+      finish(time);
+    };
+    return span;
+  } as Tracer['startSpan'];
+  return {
+    tracer,
+    spans: () => reporter.spans,
+    clear: () => reporter.clear(),
+    accounting,
+    close: () => (tracer as unknown as jaeger.JaegerTracer).close(),
+  };
+}
+
+/** The value of tag `key` of a finished span (undefined when absent). */
+export function tag(span: JaegerSpan, key: string): unknown {
+  const found = span._tags.find((t) => t.key === key);
+  return found?.value;
+}
+
+/** All tags of a finished span as an object. */
+export function tags(span: JaegerSpan): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const t of span._tags) out[t.key] = t.value;
+  return out;
+}
+
+/** The fields of each log of a finished span, as objects. */
+export function logs(span: JaegerSpan): Array<Record<string, unknown>> {
+  return span._logs.map((l) => Object.fromEntries(l.fields.map((f) => [f.key, f.value])));
+}
+
+/** Hex id of the span's parent (child-of reference), or undefined for a root span. */
+export function parentId(span: JaegerSpan): string | undefined {
+  const ctx = span.context();
+  const id = ctx.parentIdStr;
+  return id ? id : undefined;
+}
+
+export function spanId(span: Span): string {
+  return (span as JaegerSpan).context().spanIdStr;
+}
+
+export function traceId(span: Span): string {
+  return (span as JaegerSpan).context().traceIdStr;
+}
+
+/** Waits until `predicate()` is true (polling), or fails after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Waits until `n` spans have finished. */
+export function waitForSpans(t: TestTracer, n: number, timeoutMs = 3000): Promise<JaegerSpan[]> {
+  return waitFor(() => t.spans().length >= n, timeoutMs, `${n} finished spans (have ${t.spans().length})`).then(() =>
+    t.spans(),
+  );
+}
+
+/** Asserts that every started span was finished exactly once. */
+export async function assertAccountingClean(t: TestTracer, timeoutMs = 3000): Promise<void> {
+  const a = t.accounting;
+  await waitFor(() => a.open.size === 0, timeoutMs, `all spans finished (${a.open.size} open)`).catch(() => undefined);
+  assert.strictEqual(a.doubleFinished, 0, `${a.doubleFinished} span(s) finished twice`);
+  assert.strictEqual(a.finished, a.started, `started ${a.started} spans, finished ${a.finished}`);
+}
+
+/**
+ * For a describe block: installs `patches` (default all) with a fresh test
+ * tracer before the block, clears finished spans before each test, and on
+ * the way out uninstalls and checks the span accounting.
+ */
+export function useTracing(
+  patches: readonly PatchName[] = PATCH_NAMES,
+  options: Omit<InstrumentationOptions, 'tracer'> = {},
+): TestTracer {
+  const t = createTestTracer();
+  before(() => {
+    installPatches(patches, { ...options, tracer: t.tracer });
+  });
+  beforeEach(() => {
+    t.clear();
+    setCurrentSpanFunc(null);
+  });
+  after(async () => {
+    uninstallAllPatches();
+    setCurrentSpanFunc(null);
+    await assertAccountingClean(t);
+    t.close();
+  });
+  return t;
+}
