@@ -145,6 +145,17 @@ export function uninstallAllPatches(): void {
   patched.clear();
 }
 
+/**
+ * Internal (tests): patches `exports` as if it had been required as
+ * `moduleName`, through the registry (so uninstall restores it). For copies
+ * installed under another name, e.g. `ioredis6` (npm alias of ioredis@6).
+ */
+export function patchModuleAs(moduleName: string, exports: unknown): void {
+  for (const inst of activeInstrumentations()) {
+    if (inst.module === moduleName) patchExports(inst, exports);
+  }
+}
+
 /** Internal (tests, benchmarks): the names currently enabled. */
 export function enabledPatches(): PatchName[] {
   return [...enabled];

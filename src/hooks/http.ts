@@ -16,6 +16,7 @@ import { TAG } from '../constants';
 import { activeOuterClient, isSuppressed } from '../context';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type HttpClientOptions } from '../options';
+import type { DumpableResponse } from '../internal-types';
 import type { Instrumentation } from '../patcher';
 import { redactPath } from '../redact';
 import {
@@ -36,10 +37,6 @@ type Component = 'http' | 'https';
 type RequestFn = typeof http.request;
 type HttpModule = Pick<typeof http, 'request' | 'get'>;
 
-/** `IncomingMessage._dump`: Node's own discard of a response nobody reads (lib/_http_incoming.js). */
-interface DumpableResponse extends IncomingMessage {
-  _dump?: () => void;
-}
 
 /** The `headers` and `method` the caller passed, whatever the call form. */
 function callerOptions(args: ArrayLike<unknown>): RequestOptions | undefined {
@@ -143,7 +140,7 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
   req.once('close', () => {
     if (response === undefined) finish(failure ?? new Error('request closed before a response'));
   });
-  req.prependListener('response', (res: DumpableResponse) => {
+  req.prependListener('response', (res: IncomingMessage & DumpableResponse) => {
     response = res;
     const status = res.statusCode ?? 0;
     setTag(span, TAG.HTTP_STATUS_CODE, status);
