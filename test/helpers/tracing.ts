@@ -12,11 +12,10 @@ import { installPatches, uninstallAllPatches } from '../../src/patcher';
 import { PATCH_NAMES, type InstrumentationOptions, type PatchName } from '../../src/options';
 import { setCurrentSpanFunc } from '../../src/context';
 
-// jaeger-client's own classes, untyped in @types/jaeger-client.
+// jaeger-client's own class, untyped in @types/jaeger-client.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { InMemoryReporter, ConstSampler } = require('jaeger-client') as {
+const { InMemoryReporter } = require('jaeger-client') as {
   InMemoryReporter: new () => { spans: JaegerSpan[]; clear(): void };
-  ConstSampler: new (decision: boolean) => unknown;
 };
 
 /** The parts of a finished jaeger span that tests read. */
@@ -25,7 +24,7 @@ export interface JaegerSpan extends Span {
   _tags: Array<{ key: string; value: unknown }>;
   _logs: Array<{ timestamp: number; fields: Array<{ key: string; value: unknown }> }>;
   _references: Array<{ type(): string; referencedContext(): { spanIdStr?: string; toSpanId?: () => string } }>;
-  context(): jaeger.SpanContext & {
+  context(): {
     traceIdStr: string;
     spanIdStr: string;
     parentIdStr: string | null;
@@ -57,8 +56,8 @@ export interface TestTracer {
 export function createTestTracer(options: { sampled?: boolean; serviceName?: string } = {}): TestTracer {
   const reporter = new InMemoryReporter();
   const tracer = jaeger.initTracer(
-    { serviceName: options.serviceName ?? 'test' },
-    { reporter: reporter as unknown as jaeger.Reporter, sampler: new ConstSampler(options.sampled ?? true) as jaeger.Sampler },
+    { serviceName: options.serviceName ?? 'test', sampler: { type: 'const', param: options.sampled === false ? 0 : 1 } },
+    { reporter: reporter as unknown as jaeger.Reporter },
   ) as unknown as Tracer;
   const accounting: Accounting = { started: 0, finished: 0, doubleFinished: 0, open: new Set() };
   const startSpan = tracer.startSpan.bind(tracer);
