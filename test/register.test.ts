@@ -1,0 +1,103 @@
+import assert from 'assert';
+import { spawn } from 'child_process';
+import * as path from 'path';
+import { startJaegerAgent, type JaegerAgent } from '../tools/jaeger-agent';
+
+const root = path.join(__dirname, '..');
+const app = path.join(__dirname, 'fixtures', 'plain-app', 'app.js');
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs the fixture app under `node -r ./register`; optionally signals it once it has printed. */
+function runApp(env: Record<string, string>, signal?: NodeJS.Signals): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-r', path.join(root, 'register.js'), app], {
+      cwd: path.dirname(app),
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+      if (signal && stdout.includes('\n')) child.kill(signal);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code, sig) => {
+      clearTimeout(killer);
+      resolve({ code, signal: sig, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+describe('node -r ./register app.js (end to end, spans over UDP to an agent stand-in)', () => {
+  let agent: JaegerAgent;
+  beforeEach(async () => {
+    agent = await startJaegerAgent();
+  });
+  afterEach(async () => {
+    await agent.close();
+  });
+
+  function agentEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return { JAEGER_AGENT_HOST: '127.0.0.1', JAEGER_AGENT_PORT: String(agent.port), ...extra };
+  }
+
+  it('an app with no tracing code sends a client span per call and exits on its own', async () => {
+    const run = await runApp(agentEnv());
+    assert.strictEqual(run.code, 0, run.stderr);
+    assert.ok(run.ms < 10000, `took ${run.ms} ms to exit`);
+    const spans = await agent.waitForSpans(2);
+    assert.strictEqual(agent.errors.length, 0);
+    assert.strictEqual(spans.length, 2);
+    const [one, two] = spans.sort((a, b) => a.startTime - b.startTime);
+    for (const s of spans) {
+      assert.strictEqual(s.serviceName, 'fixture-plain-app', 'service name from package.json');
+      assert.strictEqual(s.operationName, 'GET');
+      assert.strictEqual(s.tags['span.kind'], 'client');
+      assert.strictEqual(s.tags.component, 'http');
+      assert.strictEqual(s.tags['http.status_code'], 200);
+      assert.strictEqual(s.flags & 1, 1, 'sampled');
+    }
+    assert.match(String(one.tags['http.url']), /^http:\/\/127\.0\.0\.1:\d+\/one$/);
+    assert.match(String(two.tags['http.url']), /\/two\?token=REDACTED$/);
+    // the server saw the span's own context
+    const { seen } = JSON.parse(run.stdout) as { seen: string[] };
+    assert.deepStrictEqual(
+      seen.map((h) => h.split(':')[1]),
+      [one.spanId, two.spanId],
+    );
+  });
+
+  it('JAEGER_SERVICE_NAME names the service', async () => {
+    await runApp(agentEnv({ JAEGER_SERVICE_NAME: 'orders' }));
+    const spans = await agent.waitForSpans(2);
+    assert.deepStrictEqual([...new Set(spans.map((s) => s.serviceName))], ['orders']);
+  });
+
+  it('flushes the spans on SIGTERM and still dies by the signal', async () => {
+    const run = await runApp(agentEnv({ STAY: '1', JAEGER_REPORTER_FLUSH_INTERVAL: '60000' }), 'SIGTERM');
+    assert.strictEqual(run.signal, 'SIGTERM');
+    const spans = await agent.waitForSpans(2);
+    assert.strictEqual(spans.length, 2);
+  });
+
+  it('OPENTRACING_INSTRUMENTATION_DISABLE turns chosen patches off', async () => {
+    const run = await runApp(agentEnv({ OPENTRACING_INSTRUMENTATION_DISABLE: 'http,nonsense' }));
+    assert.strictEqual(run.code, 0);
+    assert.match(run.stderr, /unknown patch name 'nonsense' ignored/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.strictEqual(agent.spans.length, 0);
+    const { seen } = JSON.parse(run.stdout) as { seen: string[] };
+    assert.deepStrictEqual(seen, ['', '']);
+  });
+});
