@@ -15,6 +15,7 @@
  * nothing without one).
  */
 import * as path from 'path';
+import { ROOT } from './paths';
 import type { ClientName } from './clients';
 
 export const MODE_IDS = ['2a', '2b', '3', '3u', '4', '4u'] as const;
@@ -51,7 +52,6 @@ export interface Controller {
   close(): Promise<void>;
 }
 
-const ROOT = path.join(__dirname, '..');
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 

@@ -9,9 +9,9 @@
  */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
+import { ROOT } from './paths';
 import { summarize, type Summary } from './stats';
 
-const ROOT = path.join(__dirname, '..');
 
 export const STARTUP_VARIANTS = ['node', 'jaeger-client', 'register', 'otel'] as const;
 export type StartupVariant = (typeof STARTUP_VARIANTS)[number];

@@ -18,6 +18,8 @@ export interface Counts {
   block: number;
   /** Rounds; each is one block on and one block off, in alternating order. */
   rounds: number;
+  /** Untimed calls after each switch on or off, before the block (inline caches, deopts settle). */
+  settle: number;
 }
 
 export interface WorkerInput {
@@ -102,6 +104,7 @@ async function latency(mode: Controller, client: Client, concurrency: number, co
     for (const instrumented of order) {
       if (instrumented) mode.on();
       else mode.off();
+      await runCalls(client, concurrency, counts.settle);
       const block = await timedBlock(client, concurrency, counts.block);
       (instrumented ? on : off).push(block);
     }

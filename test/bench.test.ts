@@ -6,6 +6,7 @@
 import assert from 'assert';
 import { spawn } from 'child_process';
 import * as path from 'path';
+import { buildBench } from '../bench/build';
 import { CLIENT_NAMES } from '../bench/clients';
 import { MODE_IDS, MODE_LABELS } from '../bench/modes';
 
@@ -13,9 +14,10 @@ const root = path.join(__dirname, '..');
 
 function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register', path.join(root, 'bench', 'run.ts'), '--smoke'], {
+    // As `npm run bench` does: the compiled harness (dist/ is built by `pretest`).
+    const out = buildBench();
+    const child = spawn(process.execPath, [path.join(out, 'run.js'), '--smoke'], {
       cwd: root,
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
