@@ -11,6 +11,7 @@
 import { errorMonitor } from 'events';
 import type * as http from 'http';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'http';
+import { Span as NoopSpan } from 'opentracing';
 import type { Span } from 'opentracing';
 import { TAG } from '../constants';
 import { activeOuterClient, isSuppressed } from '../context';
@@ -206,6 +207,13 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
   const span = startClientSpan(component, method);
   if (span === undefined) return callOriginal();
 
+  // Nothing will be recorded on this span (a no-op tracer, or an unsampled
+  // trace whose sampling is final) and no hook will see it: propagate its
+  // context and finish it now, without following the request.
+  if (!isRecording(span) && !options.requestHook && !options.responseHook) {
+    return untracedRequest(component, original, self, args, end, span, callerOpts, early);
+  }
+
   let req: ClientRequest;
   try {
     if (early) {
@@ -235,6 +243,41 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
     logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);
     finishSpan(span);
   }
+  if (end) req.end();
+  return req;
+}
+
+/** The request of a span that records nothing: trace headers only, the span finished at once. */
+function untracedRequest(
+  component: Component,
+  original: RequestFn,
+  self: unknown,
+  args: IArguments,
+  end: boolean,
+  span: Span,
+  callerOpts: RequestOptions | undefined,
+  early: boolean,
+): ClientRequest {
+  // OpenTracing's no-op span has no context to propagate.
+  const propagate = span.constructor !== NoopSpan;
+  let req: ClientRequest;
+  try {
+    if (early && propagate) {
+      const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
+      req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
+    } else {
+      req = original.apply(self, args as unknown as Parameters<RequestFn>);
+    }
+  } catch (err) {
+    finishSpan(span, err);
+    throw err;
+  }
+  try {
+    if (propagate && !early) injectHttpHeaders(span, req.host, (name, value) => req.setHeader(name, value));
+  } catch (err) {
+    logOnce(`${component}:inject`, 'could not propagate the trace context of a request', err);
+  }
+  finishSpan(span);
   if (end) req.end();
   return req;
 }
