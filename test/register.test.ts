@@ -1,43 +1,6 @@
 import assert from 'assert';
-import { spawn } from 'child_process';
-import * as path from 'path';
 import { startJaegerAgent, type JaegerAgent } from '../tools/jaeger-agent';
-
-const root = path.join(__dirname, '..');
-const app = path.join(__dirname, 'fixtures', 'plain-app', 'app.js');
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs the fixture app under `node -r ./register`; optionally signals it once it has printed. */
-function runApp(env: Record<string, string>, signal?: NodeJS.Signals): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', path.join(root, 'register.js'), app], {
-      cwd: path.dirname(app),
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => child.kill('SIGKILL'), 15000);
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-      if (signal && stdout.includes('\n')) child.kill(signal);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code, sig) => {
-      clearTimeout(killer);
-      resolve({ code, signal: sig, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+import { runApp } from './helpers/run-app';
 
 describe('node -r ./register app.js (end to end, spans over UDP to an agent stand-in)', () => {
   let agent: JaegerAgent;
