@@ -1,5 +1,6 @@
 import assert from 'assert';
 import { startJaegerAgent, type JaegerAgent } from '../tools/jaeger-agent';
+import * as path from 'path';
 import { runApp } from './helpers/run-app';
 
 describe('node -r ./register app.js (end to end, spans over UDP to an agent stand-in)', () => {
@@ -62,5 +63,27 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     assert.strictEqual(agent.spans.length, 0);
     const { seen } = JSON.parse(run.stdout) as { seen: string[] };
     assert.deepStrictEqual(seen, ['', '']);
+  });
+
+  it('an ES module app importing named functions from node:http is traced too', async () => {
+    const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'app.mjs'));
+    assert.strictEqual(run.code, 0, run.stderr);
+    const [span] = await agent.waitForSpans(1);
+    assert.strictEqual(span.serviceName, 'fixture-esm-app');
+    assert.strictEqual(span.operationName, 'GET');
+    const { seen } = JSON.parse(run.stdout) as { seen: string[] };
+    assert.strictEqual(seen[0].split(':')[1], span.spanId);
+  });
+
+  it('an ES module app that installs in code after importing named functions from node:http', async () => {
+    const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'in-code.mjs'), false);
+    assert.strictEqual(run.code, 0, run.stderr);
+    const spans = await agent.waitForSpans(2);
+    const get = spans.find((s) => s.operationName === 'GET');
+    const parent = spans.find((s) => s.operationName === 'parent');
+    assert.ok(get && parent, JSON.stringify(spans.map((s) => s.operationName)));
+    assert.strictEqual(get.parentSpanId, parent.spanId);
+    const { seen } = JSON.parse(run.stdout) as { seen: string[] };
+    assert.strictEqual(seen[0].split(':')[1], get.spanId);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * Runs a fixture app as a child process under `node -r ./register`, with a
+ * Runs a fixture app as a child process under `node -r ./register` (or plain
+ * `node` with `register` false), with a
  * clean environment plus `env`; optionally sends it a signal once it has
  * printed its first line. Kills it after 15 s (the result then shows it).
  */
@@ -17,10 +18,16 @@ export interface Run {
   ms: number;
 }
 
-export function runApp(env: Record<string, string>, signal?: NodeJS.Signals, app: string = plainApp): Promise<Run> {
+export function runApp(
+  env: Record<string, string>,
+  signal?: NodeJS.Signals,
+  app: string = plainApp,
+  register = true,
+): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', path.join(root, 'register.js'), app], {
+    const args = register ? ['-r', path.join(root, 'register.js'), app] : [app];
+    const child = spawn(process.execPath, args, {
       cwd: path.dirname(app),
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
