@@ -159,6 +159,10 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     res.on(errorMonitor, (err: unknown) => {
       failure = err;
     });
+    // 'end' when the body was read to its end (the span ends before the app's
+    // own 'end' handlers run, so a tracer closed there still gets it); 'close'
+    // for every other ending.
+    res.once('end', () => finish());
     res.once('close', () => {
       finish(res.complete ? undefined : (failure ?? new Error('response aborted before its end')));
     });
