@@ -3,6 +3,7 @@
  * inside one process, so that every block of instrumented calls is paired
  * with a block of the same calls uninstrumented (its own baseline).
  *
+ *   0    control (A/A): "on" and "off" blocks both uninstrumented; shows the method's noise floor
  *   2a   this library, OpenTracing's no-op tracer (the instrumentation alone)
  *   2b   this library, jaeger-client with a reporter that drops spans
  *   3    this library, jaeger-client's UDP reporter to a local UDP sink (what a user pays)
@@ -18,11 +19,12 @@ import * as path from 'path';
 import { ROOT } from './paths';
 import type { ClientName } from './clients';
 
-export const MODE_IDS = ['2a', '2b', '3', '3u', '4', '4u'] as const;
+export const MODE_IDS = ['0', '2a', '2b', '3', '3u', '4', '4u'] as const;
 export type ModeId = (typeof MODE_IDS)[number];
 
 export const MODE_LABELS: Record<ModeId | '1', string> = {
   '1': 'no instrumentation',
+  '0': 'control: A/A, nothing installed',
   '2a': 'ours, no-op tracer',
   '2b': 'ours, jaeger, spans dropped',
   '3': 'ours, jaeger UDP reporter',
@@ -33,7 +35,7 @@ export const MODE_LABELS: Record<ModeId | '1', string> = {
 
 /** Whose instrumentation a mode runs. */
 export function isOurs(mode: ModeId): boolean {
-  return mode !== '4' && mode !== '4u';
+  return mode !== '4' && mode !== '4u' && mode !== '0';
 }
 
 export interface ModeConfig {
@@ -165,9 +167,20 @@ function otel(mode: ModeId): Controller {
 
 /* eslint-enable @typescript-eslint/no-require-imports */
 
+/** The A/A control: switching does nothing, so any "added" cost is the method's noise or bias. */
+function control(): Controller {
+  return {
+    on() {},
+    off() {},
+    unsupported: () => undefined,
+    inParent: (fn) => fn(),
+    close: async () => undefined,
+  };
+}
+
 /** Sets a mode up; call before any client library is required. Starts with the instrumentation on. */
 export function setupMode(mode: ModeId, config: ModeConfig): Controller {
-  const controller = isOurs(mode) ? ours(mode, config) : otel(mode);
+  const controller = mode === '0' ? control() : isOurs(mode) ? ours(mode, config) : otel(mode);
   controller.on();
   return controller;
 }
