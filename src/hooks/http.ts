@@ -173,13 +173,15 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
   });
 }
 
+/** The application's call as it asked for it. */
+function callOriginal(original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
+  const req = original.apply(self, args as unknown as Parameters<RequestFn>);
+  if (end) req.end();
+  return req;
+}
+
 function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
-  const callOriginal = (): ClientRequest => {
-    const req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    if (end) req.end();
-    return req;
-  };
-  if (isSuppressed()) return callOriginal();
+  if (isSuppressed()) return callOriginal(original, self, args, end);
 
   let callerOpts: RequestOptions | undefined;
   let early = false;
@@ -188,7 +190,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
     early = headersRenderedEarly(callerOpts);
   } catch (err) {
     logOnce(`${component}:args`, 'could not read the request arguments; untraced', err);
-    return callOriginal();
+    return callOriginal(original, self, args, end);
   }
 
   // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
@@ -209,7 +211,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
   const options = optionsOf(component);
   const method = (callerOpts?.method ?? 'GET').toUpperCase();
   const span = startClientSpan(component, method);
-  if (span === undefined) return callOriginal();
+  if (span === undefined) return callOriginal(original, self, args, end);
 
   // Nothing will be recorded on this span (a no-op tracer, or an unsampled
   // trace whose sampling is final) and no hook will see it: propagate its
