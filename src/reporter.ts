@@ -16,7 +16,14 @@
  * produces for jaeger's `Agent.emitBatch` (jaeger-idl/thrift/jaeger.thrift,
  * thriftrw-idl/agent.thrift), through the sender's own socket, host and port,
  * in packets no larger than the sender's `maxPacketSize`.
+ *
+ * `withQueuedUdpSender(build)` runs jaeger's own tracer construction with
+ * `QueuedUdpSender` standing in for its `UDPSender`: same options (host,
+ * port, socket type, packet size, from the config and the `JAEGER_*`
+ * environment as jaeger resolves them), without the thriftrw IDL parsing
+ * that jaeger's sender does in its constructor (tens of milliseconds at startup).
  */
+import * as dgram from 'dgram';
 import { REFERENCE_CHILD_OF, REFERENCE_FOLLOWS_FROM } from 'opentracing';
 import { suppressInstrumentation } from './context';
 import { logOnce } from './logger';
@@ -464,4 +471,98 @@ export function queueReports(reporter: JaegerReporterInternals): boolean {
     drain(() => originalFlush.call(this, callback));
   };
   return true;
+}
+
+/** jaeger's UDPSender defaults (dist/src/reporters/udp_sender.js). */
+const DEFAULT_HOST = 'localhost';
+const DEFAULT_PORT = 6832;
+const DEFAULT_SOCKET_TYPE = 'udp4';
+const DEFAULT_MAX_PACKET_SIZE = 65000;
+
+interface SenderOptions {
+  host?: string;
+  port?: number;
+  socketType?: dgram.SocketType;
+  maxPacketSize?: number;
+  logger?: { error(msg: string): void };
+}
+
+/**
+ * The sender half of the queued reporter: jaeger's UDPSender's options and
+ * socket, nothing else. `queueReports` does the queueing and encoding; this
+ * sender on its own sends nothing (`append` drops, and says so once).
+ */
+export class QueuedUdpSender {
+  readonly _host: string;
+  readonly _port: number;
+  readonly _maxPacketSize: number;
+  readonly _client: dgram.Socket;
+  _process: JaegerProcess | undefined;
+
+  constructor(options: SenderOptions = {}) {
+    this._host = options.host || DEFAULT_HOST;
+    this._port = options.port || DEFAULT_PORT;
+    this._maxPacketSize = options.maxPacketSize || DEFAULT_MAX_PACKET_SIZE;
+    this._client = dgram.createSocket(options.socketType || DEFAULT_SOCKET_TYPE);
+    const logger = options.logger;
+    this._client.on('error', (err) => {
+      try {
+        logger?.error(`error sending spans over UDP: ${String(err)}`);
+      } catch {
+        // the application's logger must not break the reporter
+      }
+      logOnce('udp-socket', 'UDP socket error', err);
+    });
+  }
+
+  setProcess(process: JaegerProcess): void {
+    this._process = process;
+  }
+
+  append(_span: unknown, callback?: (numSpans: number, err?: string) => void): void {
+    logOnce('sender-append', 'QueuedUdpSender.append called: spans reach it through queueReports only; dropped');
+    callback?.(1, 'QueuedUdpSender sends through queueReports only');
+  }
+
+  flush(callback?: (numSpans: number, err?: string) => void): void {
+    callback?.(0);
+  }
+
+  close(): void {
+    this._client.close();
+  }
+}
+
+interface UdpSenderModule {
+  default: unknown;
+}
+
+/**
+ * Runs `build` (jaeger's initTracer) with jaeger's UDPSender replaced by
+ * `QueuedUdpSender`. jaeger's Configuration reads its sender class from the
+ * udp_sender module's exports when it builds the reporter
+ * (dist/src/configuration.js `_getReporter`), so the swap is scoped to this
+ * call and undone whatever happens. If jaeger's files are not where 3.x keeps
+ * them, `build` runs unchanged.
+ */
+export function withQueuedUdpSender<T>(build: () => T): T {
+  let mod: UdpSenderModule | undefined;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('jaeger-client/dist/src/reporters/udp_sender') as UdpSenderModule;
+  } catch (err) {
+    logOnce('udp-sender-module', "jaeger-client's udp_sender module not found; its own sender is used", err);
+  }
+  if (mod === undefined || typeof mod.default !== 'function') return build();
+  const original = mod.default;
+  try {
+    mod.default = QueuedUdpSender;
+  } catch {
+    return build();
+  }
+  try {
+    return build();
+  } finally {
+    mod.default = original;
+  }
 }

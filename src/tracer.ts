@@ -17,7 +17,7 @@ import { globalTracer, initGlobalTracer, Span as NoopSpan, type Tracer } from 'o
 import { suppressInstrumentation } from './context';
 import { logOnce } from './logger';
 import type { JaegerReporterInternals } from './internal-types';
-import { queuedSpans, queueReports } from './reporter';
+import { queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
 
 export type JaegerConfig = jaeger.TracingConfig;
 export type JaegerOptions = jaeger.TracingOptions;
@@ -144,7 +144,9 @@ let exitHandlersInstalled = false;
  * registers it as the OpenTracing global tracer and returns it.
  */
 export function initTracer(config: JaegerConfig, options?: JaegerOptions): JaegerTracer {
-  const tracer = suppressInstrumentation(() => jaeger.initTracer(withDefaults(config, false), options ?? {}));
+  const tracer = suppressInstrumentation(() =>
+    withQueuedUdpSender(() => jaeger.initTracer(withDefaults(config, false), options ?? {})),
+  );
   return adopt(tame(tracer));
 }
 
@@ -154,7 +156,9 @@ export function initTracer(config: JaegerConfig, options?: JaegerOptions): Jaege
  * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...).
  */
 export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions): JaegerTracer {
-  const tracer = suppressInstrumentation(() => jaeger.initTracerFromEnv(withDefaults(config, true), options ?? {}));
+  const tracer = suppressInstrumentation(() =>
+    withQueuedUdpSender(() => jaeger.initTracerFromEnv(withDefaults(config, true), options ?? {})),
+  );
   return adopt(tame(tracer));
 }
 

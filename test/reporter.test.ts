@@ -1,13 +1,14 @@
 import assert from 'assert';
 import * as jaeger from 'jaeger-client';
 import { REFERENCE_FOLLOWS_FROM, Reference, type Span } from 'opentracing';
-import { closeTracer, flushTracer, initTracer } from '../src/tracer';
-import { encodeBatches, encodeProcess, FLUSH_AT, queuedSpans } from '../src/reporter';
+import { closeTracer, flushTracer, initTracer, initTracerFromEnv } from '../src/tracer';
+import { encodeBatches, encodeProcess, FLUSH_AT, QueuedUdpSender, queuedSpans, withQueuedUdpSender } from '../src/reporter';
 import type { JaegerProcess, JaegerSpanInternals } from '../src/internal-types';
 import { startJaegerAgent, type JaegerAgent } from '../tools/jaeger-agent';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
-const UDPSender = (require('jaeger-client/dist/src/reporters/udp_sender') as { default: new (o: object) => UdpSender }).default;
+const udpSenderModule = require('jaeger-client/dist/src/reporters/udp_sender') as { default: new (o: object) => UdpSender };
+const UDPSender = udpSenderModule.default;
 const ThriftUtils = (require('jaeger-client/dist/src/thrift') as { default: ThriftUtilsT }).default;
 const { InMemoryReporter } = require('jaeger-client') as { InMemoryReporter: new () => { spans: Span[] } };
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -79,9 +80,9 @@ function jaegerPackets(process: JaegerProcess, spans: JaegerSpanInternals[], max
 }
 
 describe('queued UDP reporter (src/reporter.ts)', () => {
-  const process: JaegerProcess = { serviceName: 'enc-service', tags: [] };
+  const proc: JaegerProcess = { serviceName: 'enc-service', tags: [] };
   before(() => {
-    process.tags = ThriftUtils.getThriftTags(PROCESS_TAGS);
+    proc.tags = ThriftUtils.getThriftTags(PROCESS_TAGS);
   });
 
   describe('#encodeBatches(process, spans, maxPacketSize)', () => {
@@ -89,8 +90,8 @@ describe('queued UDP reporter (src/reporter.ts)', () => {
       it(`writes the very bytes jaeger-client's UDP sender writes (${traceId128bit ? 128 : 64}-bit trace ids)`, () => {
         const spans = sampleSpans(traceId128bit);
         assert.strictEqual(spans.length, 3);
-        const theirs = jaegerPackets(process, spans);
-        const ours = encodeBatches(encodeProcess(process), spans, 65000);
+        const theirs = jaegerPackets(proc, spans);
+        const ours = encodeBatches(encodeProcess(proc), spans, 65000);
         assert.strictEqual(ours.dropped, 0);
         assert.strictEqual(theirs.length, 1);
         assert.strictEqual(ours.packets.length, 1);
@@ -103,14 +104,14 @@ describe('queued UDP reporter (src/reporter.ts)', () => {
       const spans: JaegerSpanInternals[] = [];
       for (let i = 0; i < 12; i++) spans.push(...sampleSpans(false));
       const max = 2000;
-      const ours = encodeBatches(encodeProcess(process), spans, max);
+      const ours = encodeBatches(encodeProcess(proc), spans, max);
       assert.ok(ours.packets.length > 3, `${ours.packets.length} packets`);
       assert.strictEqual(ours.packets.reduce((n, p) => n + p.spans, 0), spans.length);
       for (const p of ours.packets) assert.ok(p.buffer.length <= max, `packet of ${p.buffer.length} bytes`);
       // Each packet is byte for byte what jaeger-client sends for the same spans.
       let at = 0;
       for (const p of ours.packets) {
-        const theirs = jaegerPackets(process, spans.slice(at, at + p.spans), 65000);
+        const theirs = jaegerPackets(proc, spans.slice(at, at + p.spans), 65000);
         assert.strictEqual(p.buffer.toString('hex'), theirs[0].toString('hex'));
         at += p.spans;
       }
@@ -122,10 +123,10 @@ describe('queued UDP reporter (src/reporter.ts)', () => {
       circular.self = circular;
       const bad = { ...b, _tags: [{ key: 'circular', value: circular }] } as JaegerSpanInternals;
       const huge = { ...c, _tags: [{ key: 'big', value: 'x'.repeat(5000) }] } as JaegerSpanInternals;
-      const ours = encodeBatches(encodeProcess(process), [a, bad, huge], 3000);
+      const ours = encodeBatches(encodeProcess(proc), [a, bad, huge], 3000);
       assert.strictEqual(ours.dropped, 2);
       assert.strictEqual(ours.packets.length, 1);
-      assert.strictEqual(ours.packets[0].buffer.toString('hex'), jaegerPackets(process, [a])[0].toString('hex'));
+      assert.strictEqual(ours.packets[0].buffer.toString('hex'), jaegerPackets(proc, [a])[0].toString('hex'));
     });
   });
 
@@ -189,6 +190,39 @@ describe('queued UDP reporter (src/reporter.ts)', () => {
       }
       assert.deepStrictEqual(byName.get('op-7')!.logs, [{ event: 'error', message: 'seven' }]);
       parent.finish();
+    });
+
+    it('jaeger builds the reporter with QueuedUdpSender, from the JAEGER_* environment, and gets its own class back after', async () => {
+      const saved = { ...process.env };
+      process.env.JAEGER_AGENT_HOST = '127.0.0.1';
+      process.env.JAEGER_AGENT_PORT = String(agent.port);
+      let tracer: jaeger.JaegerTracer;
+      try {
+        tracer = initTracerFromEnv({ serviceName: 'from-env' });
+      } finally {
+        process.env = saved;
+      }
+      const sender = (tracer as unknown as { _reporter: { _sender: QueuedUdpSender } })._reporter._sender;
+      assert.ok(sender instanceof QueuedUdpSender);
+      assert.strictEqual(sender._host, '127.0.0.1');
+      assert.strictEqual(sender._port, agent.port);
+      assert.strictEqual(UDPSender, udpSenderModule.default, "jaeger's own sender class is back");
+      tracer.startSpan('env-span').finish();
+      await flushTracer();
+      const [got] = await agent.waitForSpans(1);
+      assert.strictEqual(got.operationName, 'env-span');
+      assert.strictEqual(got.serviceName, 'from-env');
+    });
+
+    it("withQueuedUdpSender restores jaeger's sender class when the construction throws", () => {
+      assert.throws(
+        () =>
+          withQueuedUdpSender(() => {
+            throw new Error('bad config');
+          }),
+        /bad config/,
+      );
+      assert.strictEqual(udpSenderModule.default, UDPSender);
     });
 
     it('closeTracer() sends what is queued before closing the socket', async () => {
