@@ -139,7 +139,16 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     else failure = err;
   });
   req.once('close', () => {
-    if (response === undefined) finish(failure ?? new Error('request closed before a response'));
+    if (response !== undefined) return;
+    // An 'upgrade' or 'connect' response is handed to the app without a
+    // 'response' event; Node sets `req.res` and closes the request.
+    const upgraded = (req as ClientRequest & { res?: IncomingMessage | null }).res;
+    if (upgraded && failure === undefined) {
+      setTag(span, TAG.HTTP_STATUS_CODE, upgraded.statusCode ?? 0);
+      finish();
+      return;
+    }
+    finish(failure ?? new Error('request closed before a response'));
   });
   req.prependListener('response', (res: IncomingMessage & DumpableResponse) => {
     response = res;
