@@ -65,7 +65,7 @@ function parseArgs(argv: string[]): Settings {
     concurrency: [1, 32],
     counts: smoke
       ? { warmup: 10, block: 10, rounds: 2, settle: 2 }
-      : { warmup: num('--warmup', 1000), block: num('--block', 200), rounds: num('--rounds', 100), settle: num('--settle', 50) },
+      : { warmup: num('--warmup', 1000), block: num('--block', 200), rounds: num('--rounds', 64), settle: num('--settle', 50) },
     memoryCalls: smoke ? 200 : 100_000,
     startupRuns: smoke ? 1 : num('--startup-runs', 21),
     startup: !has('--no-startup'),

@@ -79,23 +79,35 @@ export class ThriftWriter {
 
   field(type: number, id: number): void {
     this.ensure(3);
-    this.buf[this.pos] = type;
-    this.buf.writeInt16BE(id, this.pos + 1);
-    this.pos += 3;
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = type;
+    b[p + 1] = (id >>> 8) & 0xff;
+    b[p + 2] = id & 0xff;
+    this.pos = p + 3;
   }
 
   i32(v: number): void {
     this.ensure(4);
-    this.buf.writeInt32BE(v | 0, this.pos);
-    this.pos += 4;
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = (v >>> 24) & 0xff;
+    b[p + 1] = (v >>> 16) & 0xff;
+    b[p + 2] = (v >>> 8) & 0xff;
+    b[p + 3] = v & 0xff;
+    this.pos = p + 4;
   }
 
   /** An i64 given as a Buffer, as thriftrw writes it: its first 8 bytes, zeros for missing ones. */
   i64Bytes(b: Buffer): void {
     this.ensure(8);
-    this.buf.fill(0, this.pos, this.pos + 8);
-    b.copy(this.buf, this.pos, 0, 8);
-    this.pos += 8;
+    const d = this.buf;
+    const p = this.pos;
+    const n = b.length < 8 ? b.length : 8;
+    let i = 0;
+    for (; i < n; i++) d[p + i] = b[i];
+    for (; i < 8; i++) d[p + i] = 0;
+    this.pos = p + 8;
   }
 
   /** An i64 from a number, truncated toward zero, as jaeger's `Utils.encodeInt64` (node-int64) does. */
@@ -104,8 +116,17 @@ export class ThriftWriter {
     const t = Math.trunc(v);
     if (t >= 0 && t < Number.MAX_SAFE_INTEGER) {
       const hi = Math.floor(t / TWO_32);
-      this.buf.writeUInt32BE(hi >>> 0, this.pos);
-      this.buf.writeUInt32BE(t - hi * TWO_32, this.pos + 4);
+      const lo = t - hi * TWO_32;
+      const b = this.buf;
+      const p = this.pos;
+      b[p] = (hi >>> 24) & 0xff;
+      b[p + 1] = (hi >>> 16) & 0xff;
+      b[p + 2] = (hi >>> 8) & 0xff;
+      b[p + 3] = hi & 0xff;
+      b[p + 4] = (lo >>> 24) & 0xff;
+      b[p + 5] = (lo >>> 16) & 0xff;
+      b[p + 6] = (lo >>> 8) & 0xff;
+      b[p + 7] = lo & 0xff;
     } else {
       this.buf.writeBigUInt64BE(BigInt.asUintN(64, BigInt(Number.isFinite(t) ? t : 0)), this.pos);
     }
@@ -119,6 +140,25 @@ export class ThriftWriter {
   }
 
   string(s: string): void {
+    // Short ASCII strings (tag keys, most values) byte by byte: a native
+    // Buffer#write per string costs more than the copy itself.
+    const len = s.length;
+    if (len <= 128) {
+      this.ensure(4 + len);
+      const b = this.buf;
+      let p = this.pos + 4;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p++] = c;
+      }
+      if (i === len) {
+        this.i32(len);
+        this.pos = p;
+        return;
+      }
+    }
     const n = Buffer.byteLength(s);
     this.ensure(4 + n);
     this.buf.writeInt32BE(n, this.pos);
@@ -127,10 +167,17 @@ export class ThriftWriter {
   }
 
   binary(b: Buffer): void {
-    this.ensure(4 + b.length);
-    this.buf.writeInt32BE(b.length, this.pos);
-    b.copy(this.buf, this.pos + 4);
-    this.pos += 4 + b.length;
+    const n = b.length;
+    this.ensure(4 + n);
+    this.i32(n);
+    if (n <= 16) {
+      const d = this.buf;
+      const p = this.pos;
+      for (let i = 0; i < n; i++) d[p + i] = b[i];
+    } else {
+      b.copy(this.buf, this.pos);
+    }
+    this.pos += n;
   }
 
   listHeader(elemType: number, size: number): void {
