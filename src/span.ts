@@ -21,7 +21,21 @@ export type TagMap = Record<string, TagValue>;
  */
 export function startClientSpan(patch: PatchName, operationName: string, tags?: TagMap): Span | undefined {
   if (isSuppressed()) return undefined;
-  const parent = getCurrentSpan();
+  return startClientSpanWithParent(patch, operationName, getCurrentSpan(), tags);
+}
+
+/**
+ * Like `startClientSpan`, with the parent looked up earlier: when the call
+ * was made, for a library that starts the I/O later (axios after its
+ * interceptors).
+ */
+export function startClientSpanWithParent(
+  patch: PatchName,
+  operationName: string,
+  parent: Span | undefined,
+  tags?: TagMap,
+): Span | undefined {
+  if (isSuppressed()) return undefined;
   if (parent === undefined && optionsOf(patch).requireParentSpan === true) return undefined;
   try {
     return getTracer().startSpan(operationName, { childOf: parent, tags: tags as Record<string, unknown> | undefined });
@@ -147,6 +161,20 @@ export function finishSpan(span: Span, err?: unknown): void {
 /** Default `isErrorStatus`: 5xx. */
 export function isServerErrorStatus(status: number): boolean {
   return status >= 500;
+}
+
+/** `isErrorStatus(status)` of a patch's options (default 5xx); a predicate that throws is logged and counts as false. */
+export function isErrorStatusBy(
+  patch: PatchName,
+  isErrorStatus: ((status: number) => boolean) | undefined,
+  status: number,
+): boolean {
+  try {
+    return Boolean((isErrorStatus ?? isServerErrorStatus)(status));
+  } catch (err) {
+    logOnce(`${patch}:isErrorStatus`, 'isErrorStatus threw', err);
+    return false;
+  }
 }
 
 /**
