@@ -7,6 +7,7 @@ import axios, { type AxiosError, type AxiosResponse } from 'axios';
 import {
   getCurrentSpan,
   installPatches,
+  setCurrentSpanFunc,
   setResponseHook,
   spanInContext,
   suppressInstrumentation,
@@ -14,6 +15,7 @@ import {
 } from '../src';
 import type { AxiosResponseLike } from '../src';
 import { createTestTracer, logs, parentId, spanId, tag, tags, traceId, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import { loopbackLookup } from './helpers/lookup';
 import { startHttpServer, type TestServer } from './helpers/servers';
 
 // Made before the patches are installed: axios binds instances at creation time.
@@ -117,6 +119,27 @@ describe('axios patch', () => {
       assert.strictEqual(tag(span, 'component'), 'axios');
       assert.strictEqual(parentId(span), undefined);
       assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(span));
+    });
+
+    it('takes as parent the current span when the call is made, even if the request goes out later', async () => {
+      // A custom getter answers by what is current now; an async interceptor delays the dispatch.
+      const a = t.tracer.startSpan('a');
+      const b = t.tracer.startSpan('b');
+      let current: Span = a;
+      setCurrentSpanFunc(() => current);
+      const api = axios.create();
+      api.interceptors.request.use(async (config) => {
+        await new Promise((r) => setTimeout(r, 10));
+        return config;
+      });
+      const call = api.get(`${server.origin}/later-dispatch`);
+      current = b;
+      await call;
+      setCurrentSpanFunc(null);
+      a.finish();
+      b.finish();
+      const [span] = axiosSpans(t);
+      assert.strictEqual(parentId(span), spanId(a));
     });
 
     it('runs the continuation in the caller context, never in the client span', async () => {
@@ -314,21 +337,35 @@ describe('axios patch', () => {
       for (const r of server.received) assert.strictEqual(headerSpanId(r.headers['uber-trace-id']), spanId(span), r.url);
     });
 
-    it('a call made after the axios call settled, in its context, is its own call', async () => {
-      // The adapter context outlives the call (a streamed body's events): calls made there later get their own span.
-      const res = await axios.get(`${server.origin}/stream`, { responseType: 'stream' });
-      await new Promise<void>((resolve) => {
-        (res.data as NodeJS.ReadableStream).on('end', () => {
-          http.get(`${server.origin}/after`, (r) => {
-            r.resume();
-            r.on('end', resolve);
-          });
-        });
-        (res.data as NodeJS.ReadableStream).resume();
+    it('a call made later from inside the adapter (a user lookup), after the axios call settled, is its own call', async () => {
+      // User code that axios runs inside the call (here: a custom `lookup`)
+      // can leave work behind that runs after the call, in its async context.
+      let release!: () => void;
+      const settled = new Promise<void>((resolve) => (release = resolve));
+      let later: Promise<void> | undefined;
+      const agent = new http.Agent(); // a fresh connection, so that lookup runs
+      await axios.get(`http://first.test:${server.port}/first`, {
+        httpAgent: agent,
+        lookup: loopbackLookup(() => {
+          later = settled.then(
+            () =>
+              new Promise<void>((resolve) => {
+                http.get(`${server.origin}/later`, (r) => {
+                  r.resume();
+                  r.on('end', resolve);
+                });
+              }),
+          );
+        }),
       });
+      agent.destroy();
+      assert.ok(later, 'lookup was called');
+      release();
+      await later;
       const spans = await waitForSpans(t, 2);
       const httpSpan = spans.find((s) => tag(s, 'component') === 'http');
       assert.ok(httpSpan, 'the later call has its own http span');
+      assert.strictEqual(server.received[1].url, '/later');
       assert.strictEqual(headerSpanId(server.received[1].headers['uber-trace-id']), spanId(httpSpan));
     });
   });
@@ -506,6 +543,29 @@ describe('axios patch', () => {
       assert.strictEqual(traced.code, plain.code);
       assert.strictEqual(server.received.length, 0);
       assert.strictEqual(t.spans().length, 0);
+    });
+
+    it('a config from a call cancelled before dispatch can be sent again: one span, finished', async () => {
+      const controller = new AbortController();
+      controller.abort();
+      const err = await rejectionOf(axios.get(`${server.origin}/again`, { signal: controller.signal }));
+      assert.ok(err.config);
+      const again = { ...err.config, signal: new AbortController().signal };
+      await axios(again);
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(t.spans().length, 1);
+      assert.strictEqual(t.accounting.open.size, 0, 'a span was left open');
+      assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(span));
+      // and replayed once the patches are gone: plain axios, no span started
+      uninstallAllPatches();
+      try {
+        await axios(again);
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
+      assert.strictEqual(t.spans().length, 1);
+      assert.strictEqual(t.accounting.open.size, 0, 'a span was left open');
+      assert.strictEqual(server.received[1].headers['uber-trace-id'], undefined);
     });
 
     it('an unknown adapter fails exactly as without us', async () => {
