@@ -346,7 +346,7 @@ describe('axios patch', () => {
       const agent = new http.Agent(); // a fresh connection, so that lookup runs
       await axios.get(`http://first.test:${server.port}/first`, {
         httpAgent: agent,
-        lookup: loopbackLookup(() => {
+        lookup: loopbackLookup((): void => {
           later = settled.then(
             () =>
               new Promise<void>((resolve) => {
@@ -356,7 +356,7 @@ describe('axios patch', () => {
                 });
               }),
           );
-        }),
+        }) as never,
       });
       agent.destroy();
       assert.ok(later, 'lookup was called');

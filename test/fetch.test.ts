@@ -163,7 +163,7 @@ describe('fetch patch', () => {
     it('traces global fetch over an undici package dispatcher once', async () => {
       const agent = new undici.Agent();
       try {
-        await underParent(async () => (await fetch(`${server.origin}/d`, { dispatcher: agent } as RequestInit)).text());
+        await underParent(async () => (await fetch(`${server.origin}/d`, { dispatcher: agent } as unknown as RequestInit)).text());
       } finally {
         await agent.close();
       }
@@ -316,7 +316,7 @@ describe('fetch patch', () => {
       const attempt = (): Promise<Error & { cause?: { code?: string } }> =>
         fetch(`http://127.0.0.1:${port}/`).then(
           () => assert.fail('expected a rejection'),
-          (err: Error) => err,
+          (err: Error & { cause?: { code?: string } }) => err,
         );
       uninstallAllPatches();
       const plain = await attempt();
