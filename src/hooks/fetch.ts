@@ -26,7 +26,7 @@
 import type * as diagnosticsChannel from 'diagnostics_channel';
 import type { Span } from 'opentracing';
 import { TAG } from '../constants';
-import { activeOuterClient, getCurrentSpan, isSuppressed, spanInContext } from '../context';
+import { activeOuterClient, bindToCurrentContext, isSuppressed } from '../context';
 import type { UndiciRequest, UndiciResponseHead } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type FetchRequestLike, type FetchResponseLike } from '../options';
@@ -41,7 +41,7 @@ import {
   isRecording,
   setTag,
   setTags,
-  startClientSpanWithParent,
+  startClientSpan,
   tagError,
   tagErrorMessage,
 } from '../span';
@@ -50,10 +50,12 @@ const COMPONENT = 'fetch';
 
 type DiagnosticsChannel = Pick<typeof diagnosticsChannel, 'subscribe' | 'unsubscribe'>;
 
+type RunInCaller = (fn: () => void) => void;
+
 interface Traced {
   readonly span: Span;
-  /** The caller's span, current again inside the response hook. */
-  readonly parent: Span | undefined;
+  /** Runs a function in the caller's async context (only made when a response hook is set). */
+  readonly runInCaller: RunInCaller | undefined;
   readonly url: string;
   responded: boolean;
   finished: boolean;
@@ -98,6 +100,10 @@ function inject(span: Span, request: UndiciRequest, url: URL | undefined): void 
   injectHttpHeaders(span, url?.hostname, (name, value) => setRequestHeader(request, name.toLowerCase(), value));
 }
 
+function runFn(fn: () => void): void {
+  fn();
+}
+
 function defaultPort(protocol: string): number | undefined {
   return protocol === 'https:' ? 443 : protocol === 'http:' ? 80 : undefined;
 }
@@ -117,11 +123,13 @@ function onCreate(message: unknown): void {
       inject(outer.span, request, parsed);
       return;
     }
-    const parent = getCurrentSpan();
     const method = String(request.method).toUpperCase();
-    const span = startClientSpanWithParent(COMPONENT, method, parent);
+    const span = startClientSpan(COMPONENT, method);
     if (span === undefined) return;
-    traced.set(request, { span, parent, url, responded: false, finished: false });
+    const options = optionsOf(COMPONENT);
+    // undici publishes the response from the socket's context, not the caller's: the hook gets the caller's back.
+    const runInCaller = typeof options.responseHook === 'function' ? bindToCurrentContext(runFn) : undefined;
+    traced.set(request, { span, runInCaller, url, responded: false, finished: false });
     if (isRecording(span)) {
       const tags = clientTags(COMPONENT);
       tags[TAG.HTTP_METHOD] = method;
@@ -129,7 +137,7 @@ function onCreate(message: unknown): void {
       if (parsed !== undefined) addPeerTags(tags, parsed.hostname, parsed.port || defaultPort(parsed.protocol));
       setTags(span, tags);
     }
-    safeCall('fetch requestHook', optionsOf(COMPONENT).requestHook, span, request as FetchRequestLike);
+    safeCall('fetch requestHook', options.requestHook, span, request as FetchRequestLike);
     inject(span, request, parsed);
   } catch (err) {
     logOnce('fetch:create', 'could not instrument a fetch/undici request', err);
@@ -168,8 +176,9 @@ function onHeaders(message: unknown): void {
         headers: headerObject(response.headers),
         url: state.url,
       };
-      // undici publishes this from the socket's context, not the caller's: give the hook the caller's span back.
-      spanInContext(state.parent, () => safeCall('fetch responseHook', hook, info, state.span));
+      const call = (): void => safeCall('fetch responseHook', hook, info, state.span);
+      if (state.runInCaller !== undefined) state.runInCaller(call);
+      else call();
     }
   } catch (err) {
     logOnce('fetch:headers', 'could not record a fetch response', err);
