@@ -568,6 +568,17 @@ describe('axios patch', () => {
       assert.strictEqual(server.received[1].headers['uber-trace-id'], undefined);
     });
 
+    it('a URL axios rejects: the same rejection as without us, and a span that says so', async () => {
+      const { plain, traced } = await withAndWithout(t, () => rejectionOf(axios.get('http:/no-slashes?token=hunter2')));
+      assert.strictEqual(traced.constructor, plain.constructor);
+      assert.strictEqual(traced.code, plain.code);
+      assert.strictEqual(traced.message, plain.message);
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span)[0]['error.object'], traced);
+      assert.strictEqual(tag(span, 'http.url'), 'http://no-slashes/?token=REDACTED'); // as redactUrl reads it
+    });
+
     it('an unknown adapter fails exactly as without us', async () => {
       const { plain, traced } = await withAndWithout(t, () => rejectionOf(axios.get(`${server.origin}/`, { adapter: 'carrier-pigeon' })));
       assert.strictEqual(traced.constructor, plain.constructor);
