@@ -89,6 +89,12 @@ export function addPeerTags(tags: TagMap, host: string | undefined, port: number
   return tags;
 }
 
+/** `peer.*` for the host of `url`, with its port or the scheme's default one. */
+export function addUrlPeerTags(tags: TagMap, url: URL): TagMap {
+  const port = url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined);
+  return addPeerTags(tags, url.hostname, port);
+}
+
 /** Sets several tags; a failing tracer is contained. */
 export function setTags(span: Span, tags: TagMap): void {
   try {

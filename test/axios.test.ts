@@ -474,6 +474,8 @@ describe('axios patch', () => {
       const [span] = await waitForSpans(t, 1);
       assert.strictEqual(tag(span, 'http.status_code'), 201);
       assert.strictEqual(tag(span, 'http.url'), 'http://no.such.host.invalid/x');
+      assert.strictEqual(tag(span, 'peer.hostname'), 'no.such.host.invalid');
+      assert.strictEqual(tag(span, 'peer.port'), 80, 'the default port of the scheme');
       assert.strictEqual(hooked, res);
     });
   });

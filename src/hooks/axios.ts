@@ -29,7 +29,7 @@ import { optionsOf, type AxiosRequestConfigLike, type AxiosResponseLike } from '
 import type { Instrumentation } from '../patcher';
 import { redactUrl } from '../redact';
 import {
-  addPeerTags,
+  addUrlPeerTags,
   clientTags,
   finishSpan,
   isErrorStatusBy,
@@ -110,10 +110,6 @@ function realAdapter(call: Call, config: AxiosConfig): AxiosAdapter {
   return call.module.getAdapter(merged || call.module.defaults?.adapter, config);
 }
 
-function defaultPort(protocol: string): number | undefined {
-  return protocol === 'https:' ? 443 : protocol === 'http:' ? 80 : undefined;
-}
-
 /** A `this` for `getUri` without instance defaults: the config at dispatch is merged already. */
 const NO_DEFAULTS: AxiosContext = Object.freeze({});
 
@@ -139,8 +135,7 @@ function requestTags(call: Call, config: AxiosConfig, method: string): TagMap {
   if (typeof uri === 'string' && uri !== '') {
     tags[TAG.HTTP_URL] = redactUrl(uri);
     try {
-      const url = new URL(uri);
-      addPeerTags(tags, url.hostname, url.port || defaultPort(url.protocol));
+      addUrlPeerTags(tags, new URL(uri));
     } catch {
       // a relative URL: no peer to name
     }

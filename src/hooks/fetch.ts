@@ -33,7 +33,7 @@ import { optionsOf, type FetchRequestLike, type FetchResponseLike } from '../opt
 import type { Instrumentation } from '../patcher';
 import { redactUrl } from '../redact';
 import {
-  addPeerTags,
+  addUrlPeerTags,
   clientTags,
   finishSpan,
   injectHttpHeaders,
@@ -104,10 +104,6 @@ function runFn(fn: () => void): void {
   fn();
 }
 
-function defaultPort(protocol: string): number | undefined {
-  return protocol === 'https:' ? 443 : protocol === 'http:' ? 80 : undefined;
-}
-
 function onCreate(message: unknown): void {
   // A subscriber that throws would surface as an uncaught exception: never.
   try {
@@ -134,7 +130,7 @@ function onCreate(message: unknown): void {
       const tags = clientTags(COMPONENT);
       tags[TAG.HTTP_METHOD] = method;
       tags[TAG.HTTP_URL] = redactUrl(url);
-      if (parsed !== undefined) addPeerTags(tags, parsed.hostname, parsed.port || defaultPort(parsed.protocol));
+      if (parsed !== undefined) addUrlPeerTags(tags, parsed);
       setTags(span, tags);
     }
     safeCall('fetch requestHook', options.requestHook, span, request as FetchRequestLike);
