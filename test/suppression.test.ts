@@ -10,8 +10,8 @@ import * as path from 'path';
 import axios from 'axios';
 import { initGlobalTracer, Tracer as NoopTracer } from 'opentracing';
 import * as undici from 'undici';
-import { closeTracer, flushTracer, initTracerFromEnv, installPatches, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
-import { useTracing } from './helpers/tracing';
+import { closeTracer, initTracerFromEnv, installPatches, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
+import { useTracing, waitFor } from './helpers/tracing';
 import { startHttpServer, type TestServer } from './helpers/servers';
 import { startJaegerCollector, type JaegerCollector } from '../tools/jaeger-collector';
 import type { ReceivedSpan } from '../tools/jaeger-agent';
@@ -111,34 +111,88 @@ describe("the tracer's own reporting over HTTP (JAEGER_ENDPOINT) is never traced
     await server.close();
   });
 
-  it('in process (initTracerFromEnv): timer flushes, full-batch flushes and the final flush make no spans', async () => {
-    const tracer = initTracerFromEnv({
+  /** Runs `calls` (which make 120 outbound calls) with a real tracer posting to the collector. */
+  async function withReportingTracer(flushIntervalMs: number, calls: () => Promise<void>): Promise<void> {
+    initTracerFromEnv({
       serviceName: 'suppression-in-process',
       // What JAEGER_ENDPOINT sets; given here so that this process' environment stays as it is.
-      reporter: { collectorEndpoint: collector.endpoint, flushIntervalMs: 10 },
+      reporter: { collectorEndpoint: collector.endpoint, flushIntervalMs },
     });
     installPatches([...PATCHES]); // spans go to the global tracer: the one just made
     try {
-      // 120 calls: more than the sender's batch of 100, so one flush happens
-      // inside span.finish() on the application's path; the 10 ms timer does the others.
-      for (let i = 0; i < 24; i++) {
-        await callEveryClient(server.origin, `c${i}`);
-        if (i % 8 === 0) await new Promise((r) => setTimeout(r, 15));
-      }
-      await flushTracer();
-      await new Promise((r) => setTimeout(r, 50));
-      await closeTracer();
+      await calls();
     } finally {
+      await closeTracer();
       uninstallAllPatches();
       initGlobalTracer(new NoopTracer());
     }
-    void tracer;
+  }
+
+  function assertNoFeedback(): void {
     assert.strictEqual(collector.errors.length, 0);
-    assert.ok(collector.requests.length >= 3, `only ${collector.requests.length} posts: the timer and the full batch did not both send`);
-    assert.deepStrictEqual(spansToCollector(collector.spans, collector), []);
-    assert.strictEqual(collector.spans.length, 120);
+    assert.deepStrictEqual(spansToCollector(collector.spans, collector), [], 'the reporter traced its own posts');
+    assert.strictEqual(collector.spans.length, 120, 'one span per call, nothing more');
     assert.strictEqual(server.received.length, 120);
     for (const r of collector.requests) assert.strictEqual(r.headers['uber-trace-id'], undefined, 'the tracer sent trace headers to its collector');
+  }
+
+  it('in process: a full batch, sent from inside span.finish() on the application path, makes no span', async () => {
+    await withReportingTracer(60000, async () => {
+      for (let i = 0; i < 24; i++) await callEveryClient(server.origin, `c${i}`);
+      // The sender's batch is 100 spans: the 100th finish posted them.
+      await collector.waitForSpans(100);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepStrictEqual(collector.requests.map((r) => r.spans), [100]);
+    });
+    // closeTracer posted the other 20
+    assert.deepStrictEqual(collector.requests.map((r) => r.spans), [100, 20]);
+    assertNoFeedback();
+  });
+
+  it("in process: the reporter's timer flushes make no spans", async () => {
+    await withReportingTracer(10, async () => {
+      for (let i = 0; i < 24; i++) await callEveryClient(server.origin, `c${i}`);
+      await collector.waitForSpans(120); // sent by the timer, not by a flush of ours
+      await new Promise((r) => setTimeout(r, 50));
+    });
+    assert.ok(collector.requests.length >= 2, `${collector.requests.length} posts`);
+    assertNoFeedback();
+  });
+
+  it("in process: the remote sampler's polls make no spans and carry no trace headers", async () => {
+    const strategy = JSON.stringify({ strategyType: 'PROBABILISTIC', probabilisticSampling: { samplingRate: 1 } });
+    const sampling = await startHttpServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(strategy);
+    });
+    try {
+      initTracerFromEnv({
+        serviceName: 'suppression-in-process',
+        sampler: { type: 'remote', param: 1, hostPort: `127.0.0.1:${sampling.port}`, refreshIntervalMs: 10 },
+        reporter: { collectorEndpoint: collector.endpoint, flushIntervalMs: 10 },
+      });
+      installPatches([...PATCHES]);
+      try {
+        await waitFor(() => sampling.received.length >= 2, 3000, 'sampling polls');
+        await callEveryClient(server.origin, 'sampled');
+        const polls = sampling.received.length;
+        await waitFor(() => sampling.received.length >= polls + 2, 3000, 'more sampling polls');
+        await collector.waitForSpans(5);
+      } finally {
+        await closeTracer();
+        uninstallAllPatches();
+        initGlobalTracer(new NoopTracer());
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      assert.deepStrictEqual(
+        collector.spans.map((s) => String(s.tags['http.url']).replace(server.origin, '')).sort(),
+        ['/sampled/axios', '/sampled/axios-fetch', '/sampled/fetch', '/sampled/http', '/sampled/undici'],
+        'one span per call of the app; none for the polls',
+      );
+      for (const r of sampling.received) assert.strictEqual(r.headers['uber-trace-id'], undefined);
+    } finally {
+      await sampling.close();
+    }
   });
 
   it('node -r ./register app.js: one axios span in the handler, its id downstream, the hook tag in Jaeger; no feedback loop; exits on its own', async () => {
