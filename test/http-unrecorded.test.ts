@@ -104,10 +104,48 @@ describe('http client patch, spans that record nothing', () => {
     });
   });
 
+  describe('an unsampled trace, global fetch', () => {
+    let t: TestTracer;
+    beforeEach(() => {
+      t = createTestTracer({ sampled: false });
+      installPatches(['fetch'], { tracer: t.tracer });
+    });
+    afterEach(async () => {
+      uninstallAllPatches();
+      await assertAccountingClean(t);
+      t.close();
+    });
+
+    it('fetch(url): propagates the unsampled context of its own span, finishes it once, answers unchanged', async () => {
+      const parent = t.tracer.startSpan('parent');
+      const res = await spanInContext(parent, () => fetch(`${server.origin}/fetch-unsampled`));
+      const body = await res.text();
+      parent.finish();
+      assert.strictEqual(res.status, 200);
+      assert.deepStrictEqual(JSON.parse(body), { ok: true, path: '/fetch-unsampled' });
+      const [traceId, sentSpanId, sentParentId, flags] = String(server.received[0].headers['uber-trace-id']).split(':');
+      assert.strictEqual((parent.context() as unknown as { traceIdStr: string }).traceIdStr, traceId);
+      assert.strictEqual(sentParentId, spanId(parent));
+      assert.notStrictEqual(sentSpanId, spanId(parent));
+      assert.strictEqual(Number(flags) & 1, 0, 'not sampled');
+      assert.strictEqual(t.accounting.started, 2);
+      assert.strictEqual(t.accounting.finished, 2);
+    });
+
+    it('with a response hook set, the call is followed: the hook sees the response once', async () => {
+      uninstallAllPatches();
+      const seen: number[] = [];
+      installPatches(['fetch'], { tracer: t.tracer, fetch: { responseHook: (res) => seen.push(res.status) } });
+      const res = await fetch(`${server.origin}/status/503`);
+      await res.text();
+      assert.deepStrictEqual(seen, [503]);
+    });
+  });
+
   describe("OpenTracing's no-op tracer", () => {
     before(() => {
       // No tracer option and no global tracer registered: no-op spans.
-      installPatches(['http']);
+      installPatches(['http', 'fetch']);
     });
     after(() => {
       uninstallAllPatches();
@@ -117,6 +155,12 @@ describe('http client patch, spans that record nothing', () => {
       const { res, body } = await get(`${server.origin}/noop`);
       assert.strictEqual(res.statusCode, 200);
       assert.deepStrictEqual(JSON.parse(body), { ok: true, path: '/noop' });
+      assert.strictEqual(server.received[0].headers['uber-trace-id'], undefined);
+    });
+
+    it('fetch(url): the call goes through unchanged, with no trace headers', async () => {
+      const res = await fetch(`${server.origin}/noop-fetch`);
+      assert.deepStrictEqual(JSON.parse(await res.text()), { ok: true, path: '/noop-fetch' });
       assert.strictEqual(server.received[0].headers['uber-trace-id'], undefined);
     });
 
