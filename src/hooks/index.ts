@@ -4,8 +4,11 @@
  */
 import type { Instrumentation } from '../patcher';
 import { httpClient, httpsClient } from './http';
+import { httpServer, httpsServer } from './http-server';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpClient,
   httpsClient,
+  httpServer,
+  httpsServer,
 ] as ReadonlyArray<Instrumentation<never>>;
