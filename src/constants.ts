@@ -60,8 +60,8 @@ export const BAGGAGE_HEADER_PREFIXES = ['uberctx-', 'ot-baggage-', 'baggage'] as
 export const SERVER = {
   /** `error.kind` of a span marked failed by its HTTP status (as the http client patch logs it). */
   HTTP_STATUS_ERROR_KIND: 'http_status',
-  /** Log event of a request whose client went away before the response was complete. */
-  CLIENT_ABORTED_EVENT: 'client_aborted',
+  /** Log event of a request whose connection closed before the response was complete. */
+  ABORTED_EVENT: 'aborted',
   /** `component` of the spans the middlewares start. */
   COMPONENT_EXPRESS: 'express',
   COMPONENT_KOA: 'koa',

@@ -338,8 +338,8 @@ function complete(state: ServerSpanState, req: IncomingMessage, res: ServerRespo
     }
     if (aborted && state.failure === undefined) {
       // The client went away (or the socket was destroyed) before the whole
-      // response was written: worth seeing, but not the server's failure.
-      span.log({ [LOG.EVENT]: SERVER.CLIENT_ABORTED_EVENT, [LOG.MESSAGE]: 'the connection closed before the response was complete' });
+      // response was written: worth seeing, but not in itself a server failure.
+      span.log({ [LOG.EVENT]: SERVER.ABORTED_EVENT, [LOG.MESSAGE]: 'the connection closed before the response was complete' });
     }
   } catch (err) {
     logOnce('server:complete', 'could not tag the end of a request', err);
@@ -411,19 +411,22 @@ function noteError(state: ServerSpanState, err: unknown): void {
 }
 
 /**
- * Runs `fn` (the application's handler) with the server span current. A
- * throw marks the span failed and goes on to the caller as the same object;
- * the span still finishes with the response.
+ * Runs `fn` (the application's handler). A throw marks the span failed and
+ * goes on to the caller as the same object; the span still finishes with
+ * the response.
  */
+export function callHandler<T>(state: ServerSpanState, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    noteError(state, err);
+    throw err;
+  }
+}
+
+/** `callHandler` with the server span current for `fn` and the async work it starts. */
 export function runInServerSpan<T>(state: ServerSpanState, fn: () => T): T {
-  return spanInContext(state.span, () => {
-    try {
-      return fn();
-    } catch (err) {
-      noteError(state, err);
-      throw err;
-    }
-  });
+  return spanInContext(state.span, () => callHandler(state, fn));
 }
 
 /**
