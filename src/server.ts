@@ -306,13 +306,31 @@ function errorStatus(options: HttpServerOptions, status: number): boolean {
   }
 }
 
-/** `baseUrl + route.path` of a request routed by Express (lib/router/index.js, route.js set them). */
+function segments(path: string): number {
+  let n = 0;
+  for (const part of path.split('/')) if (part !== '') n++;
+  return n;
+}
+
+/**
+ * `baseUrl + route.path` of a request routed by Express (lib/router/index.js
+ * and route.js set them). When a route of a mounted router fails, Express
+ * leaves the router through `next(err)`, which restores `baseUrl` to the
+ * parent's while `route` stays: the template then no longer spans the whole
+ * path, and no route is better than a wrong one.
+ */
 function expressRoute(req: object): string | undefined {
-  const r = req as { route?: { path?: unknown }; baseUrl?: unknown };
+  const r = req as { route?: { path?: unknown }; baseUrl?: unknown; originalUrl?: unknown; url?: unknown };
   const route = r.route;
   if (route === null || typeof route !== 'object' || route.path === undefined || route.path === null) return undefined;
   const base = typeof r.baseUrl === 'string' ? r.baseUrl : '';
-  return base + String(route.path);
+  const template = base + String(route.path);
+  if (typeof route.path === 'string' && !/[*?()]/.test(template)) {
+    const url = typeof r.originalUrl === 'string' ? r.originalUrl : typeof r.url === 'string' ? r.url : '';
+    const q = url.indexOf('?');
+    if (segments(q === -1 ? url : url.slice(0, q)) !== segments(template)) return undefined;
+  }
+  return template;
 }
 
 /** Finishes the span of a request whose response finished (`closed` false) or whose connection closed. */

@@ -225,6 +225,23 @@ describe('http-server patch', () => {
       }
     });
 
+    it('a later change to EventEmitter.prototype.emit (the domain module makes one) still reaches the servers', async () => {
+      const inherited = EventEmitter.prototype.emit;
+      const events: unknown[] = [];
+      EventEmitter.prototype.emit = function (this: EventEmitter, event: string | symbol, ...args: unknown[]) {
+        if (this instanceof http.Server) events.push(event);
+        return inherited.call(this, event, ...args);
+      };
+      try {
+        const server = await serve((req, res) => res.end());
+        await request(`${server.origin}/`);
+      } finally {
+        EventEmitter.prototype.emit = inherited;
+      }
+      assert.ok(events.includes('request'), events.join());
+      assert.strictEqual(serverSpans(await waitForSpans(t, 2)).length, 1);
+    });
+
     it('keeps name and length of emit, and uninstall puts back the inherited EventEmitter emit', () => {
       assert.ok(isWrapped(http.Server.prototype.emit));
       assert.ok(isWrapped(https.Server.prototype.emit));

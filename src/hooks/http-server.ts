@@ -80,10 +80,15 @@ function makeInstrumentation(component: Component): Instrumentation<ServerModule
     patch(exports) {
       const proto = exports.Server.prototype;
       const own = Object.prototype.hasOwnProperty.call(proto, 'emit');
+      // An inherited emit is looked up at each call, so that a later change
+      // to EventEmitter.prototype.emit (the `domain` module makes one) still
+      // reaches the servers, as it would without our own copy in between.
+      const parent = Object.getPrototypeOf(proto) as { emit: (...args: unknown[]) => boolean };
       const wrapped = wrapMethod(proto, 'emit', (original) =>
         function emit(this: unknown, event: string | symbol) {
-          if (!isRequestEvent(event) || arguments.length < 3) return original.apply(this, arguments as never);
-          return handleRequest(component, original as (...args: unknown[]) => boolean, this, arguments);
+          const target = own ? (original as (...args: unknown[]) => boolean) : parent.emit;
+          if (!isRequestEvent(event) || arguments.length < 3) return target.apply(this, arguments as never);
+          return handleRequest(component, target, this, arguments);
         },
       );
       if (wrapped && !own) inheritedEmit.add(proto);
