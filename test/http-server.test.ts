@@ -20,6 +20,7 @@ import {
   request,
   withUncaughtExceptions,
 } from './helpers/requests';
+import { CANARY, findSecret } from './helpers/canary';
 import { startHttpServer, startHttpsServer, testCertificate, type Handler, type TestServer } from './helpers/servers';
 import {
   assertAccountingClean,
@@ -320,6 +321,22 @@ describe('http-server patch', () => {
       assert.strictEqual(seen[0], '');
       assert.strictEqual(seen[1], 'garbage');
       assert.strictEqual(seen[seen.length - 1], 'abc:def:0:1, 123:456:0:1');
+    });
+
+    it('secrets in the URL (query values, absolute-form credentials) and in headers never reach the span', async () => {
+      configure({ callerNameHeaders: ['x-caller-name'] });
+      const server = await serve((req, res) => res.end());
+      const heads = [
+        `GET /login?token=${CANARY}&password=${CANARY}&api_key=${CANARY}&page=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CANARY}\r\nCookie: session=${CANARY}`,
+        `GET http://user:${CANARY}@proxy.example/x?access_token=${CANARY} HTTP/1.1\r\nHost: proxy.example\r\nProxy-Authorization: Basic ${CANARY}`,
+      ];
+      for (const head of heads) await rawRequest(server.port, head);
+      const spans = await waitForSpans(t, heads.length);
+      for (const span of spans) assert.deepStrictEqual(findSecret(span), [], String(tag(span, 'http.url')));
+      assert.deepStrictEqual(
+        spans.map((s) => tag(s, 'http.url')),
+        ['http://x/login?token=REDACTED&password=REDACTED&api_key=REDACTED&page=2', 'http://REDACTED@proxy.example/x?access_token=REDACTED'],
+      );
     });
 
     it('requireParentSpan: only requests with an incoming context get a span', async () => {
