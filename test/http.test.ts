@@ -367,6 +367,34 @@ describe('http client patch', () => {
     });
   });
 
+  describe('an upgrade request', () => {
+    it('ends its span with the 101 status when the app takes the socket', async () => {
+      const up = http.createServer();
+      up.on('upgrade', (_req, socket) => {
+        socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+      });
+      await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+      try {
+        const port = (up.address() as AddressInfo).port;
+        await new Promise<void>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port, headers: { Connection: 'Upgrade', Upgrade: 'test' } });
+          req.on('upgrade', (res, socket) => {
+            assert.strictEqual(res.statusCode, 101);
+            socket.destroy();
+            resolve();
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        const [span] = await waitForSpans(t, 1);
+        assert.strictEqual(tag(span, 'http.status_code'), 101);
+        assert.strictEqual(tag(span, 'error'), undefined);
+      } finally {
+        await new Promise((r) => up.close(r));
+      }
+    });
+  });
+
   describe('a response nobody reads', () => {
     it('is discarded as Node would, so the span finishes and the socket is reused', async () => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

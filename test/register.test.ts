@@ -1,43 +1,7 @@
 import assert from 'assert';
-import { spawn } from 'child_process';
-import * as path from 'path';
 import { startJaegerAgent, type JaegerAgent } from '../tools/jaeger-agent';
-
-const root = path.join(__dirname, '..');
-const app = path.join(__dirname, 'fixtures', 'plain-app', 'app.js');
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs the fixture app under `node -r ./register`; optionally signals it once it has printed. */
-function runApp(env: Record<string, string>, signal?: NodeJS.Signals): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', path.join(root, 'register.js'), app], {
-      cwd: path.dirname(app),
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const killer = setTimeout(() => child.kill('SIGKILL'), 15000);
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-      if (signal && stdout.includes('\n')) child.kill(signal);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code, sig) => {
-      clearTimeout(killer);
-      resolve({ code, signal: sig, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+import * as path from 'path';
+import { runApp } from './helpers/run-app';
 
 describe('node -r ./register app.js (end to end, spans over UDP to an agent stand-in)', () => {
   let agent: JaegerAgent;
@@ -115,5 +79,27 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     );
     const { seen } = JSON.parse(run.stdout) as { seen: string[] };
     assert.deepStrictEqual(seen, ['', '']);
+  });
+
+  it('an ES module app importing named functions from node:http is traced too', async () => {
+    const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'app.mjs'));
+    assert.strictEqual(run.code, 0, run.stderr);
+    const [span] = await agent.waitForSpans(1);
+    assert.strictEqual(span.serviceName, 'fixture-esm-app');
+    assert.strictEqual(span.operationName, 'GET');
+    const { seen } = JSON.parse(run.stdout) as { seen: string[] };
+    assert.strictEqual(seen[0].split(':')[1], span.spanId);
+  });
+
+  it('an ES module app that installs in code after importing named functions from node:http', async () => {
+    const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'in-code.mjs'), false);
+    assert.strictEqual(run.code, 0, run.stderr);
+    const spans = await agent.waitForSpans(2);
+    const get = spans.find((s) => s.operationName === 'GET');
+    const parent = spans.find((s) => s.operationName === 'parent');
+    assert.ok(get && parent, JSON.stringify(spans.map((s) => s.operationName)));
+    assert.strictEqual(get.parentSpanId, parent.spanId);
+    const { seen } = JSON.parse(run.stdout) as { seen: string[] };
+    assert.strictEqual(seen[0].split(':')[1], get.spanId);
   });
 });

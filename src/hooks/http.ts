@@ -138,7 +138,16 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     else failure = err;
   });
   req.once('close', () => {
-    if (response === undefined) finish(failure ?? new Error('request closed before a response'));
+    if (response !== undefined) return;
+    // An 'upgrade' or 'connect' response is handed to the app without a
+    // 'response' event; Node sets `req.res` and closes the request.
+    const upgraded = (req as ClientRequest & { res?: IncomingMessage | null }).res;
+    if (upgraded && failure === undefined) {
+      setTag(span, TAG.HTTP_STATUS_CODE, upgraded.statusCode ?? 0);
+      finish();
+      return;
+    }
+    finish(failure ?? new Error('request closed before a response'));
   });
   req.prependListener('response', (res: IncomingMessage & DumpableResponse) => {
     response = res;
@@ -158,6 +167,10 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     res.on(errorMonitor, (err: unknown) => {
       failure = err;
     });
+    // 'end' when the body was read to its end (the span ends before the app's
+    // own 'end' handlers run, so a tracer closed there still gets it); 'close'
+    // for every other ending.
+    res.once('end', () => finish());
     res.once('close', () => {
       finish(res.complete ? undefined : (failure ?? new Error('response aborted before its end')));
     });
