@@ -84,9 +84,13 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
   it('an ES module app importing named functions from node:http is traced too', async () => {
     const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'app.mjs'));
     assert.strictEqual(run.code, 0, run.stderr);
-    const [span] = await agent.waitForSpans(1);
+    const spans = await agent.waitForSpans(2);
+    // the client span, and the server span of the app's own server (http-server) under it
+    const span = spans.find((s) => s.tags['span.kind'] === 'client')!;
+    const server = spans.find((s) => s.tags['span.kind'] === 'server')!;
     assert.strictEqual(span.serviceName, 'fixture-esm-app');
     assert.strictEqual(span.operationName, 'GET');
+    assert.strictEqual(server.parentSpanId, span.spanId);
     const { seen } = JSON.parse(run.stdout) as { seen: string[] };
     assert.strictEqual(seen[0].split(':')[1], span.spanId);
   });
@@ -94,8 +98,8 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
   it('an ES module app that installs in code after importing named functions from node:http', async () => {
     const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'in-code.mjs'), false);
     assert.strictEqual(run.code, 0, run.stderr);
-    const spans = await agent.waitForSpans(2);
-    const get = spans.find((s) => s.operationName === 'GET');
+    const spans = await agent.waitForSpans(3);
+    const get = spans.find((s) => s.operationName === 'GET' && s.tags['span.kind'] === 'client');
     const parent = spans.find((s) => s.operationName === 'parent');
     assert.ok(get && parent, JSON.stringify(spans.map((s) => s.operationName)));
     assert.strictEqual(get.parentSpanId, parent.spanId);
