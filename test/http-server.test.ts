@@ -4,6 +4,7 @@ import * as http from 'http';
 import * as https from 'https';
 import type { Span, Tracer } from 'opentracing';
 import {
+  beforeRequest,
   getCurrentSpan,
   installPatches,
   serverSpanOf,
@@ -732,5 +733,89 @@ describe('http-server patch with a failing tracer', () => {
     const [span] = await waitForSpans(t, 1);
     assert.strictEqual(parentId(span), undefined);
     t.close();
+  });
+});
+
+describe('#beforeRequest(req, options) (no patch: the application starts and finishes the span)', () => {
+  const t = useTracing(['http']);
+  let server: TestServer;
+  let made: Span[] = [];
+  let options: import('../src').BeforeRequestOptions | undefined;
+  before(async () => {
+    server = await startHttpServer((req, res) => {
+      const span = beforeRequest(req, options);
+      made.push(span);
+      res.on('finish', () => {
+        span.setTag('http.status_code', res.statusCode);
+        span.finish();
+      });
+      res.end('ok');
+    });
+  });
+  after(async () => {
+    await server.close();
+  });
+  beforeEach(() => {
+    made = [];
+    options = undefined;
+  });
+
+  it('starts a server span from the request with the contract tags, continuing the caller', async () => {
+    options = { callerNameHeaders: ['x-caller-name'] };
+    const reply = await rawRequest(
+      server.port,
+      `GET /items?q=1&password=${CANARY} HTTP/1.1\r\nHost: shop.local\r\nUber-Trace-Id: abc:def:0:1\r\nX-Caller-Name: cart`,
+    );
+    assert.strictEqual(reply.status, 200);
+    const [span] = await waitForSpans(t, 1);
+    assert.strictEqual(span.operationName, 'GET');
+    assert.deepStrictEqual(ownTags(span), {
+      'span.kind': 'server',
+      component: 'http',
+      'http.method': 'GET',
+      'http.url': 'http://shop.local/items?q=1&password=REDACTED',
+      'peer.ipv4': '127.0.0.1',
+      'peer.port': reply.localPort,
+      'peer.service': 'cart',
+      'http.status_code': 200,
+    });
+    assert.strictEqual(span.context().traceIdStr.replace(/^0+/, ''), 'abc');
+    assert.strictEqual(parentId(span), 'def');
+  });
+
+  it('options: operationName, component, trustIncomingContext, tracer', async () => {
+    const other = createTestTracer();
+    options = { operationName: 'checkout', component: 'my-framework', trustIncomingContext: false, tracer: other.tracer };
+    await rawRequest(server.port, 'POST /pay HTTP/1.1\r\nHost: x\r\nUber-Trace-Id: abc:def:0:1\r\nUberctx-User: mallory');
+    const [span] = await waitForSpans(other, 1);
+    assert.strictEqual(t.spans().length, 0, 'started with the given tracer');
+    assert.strictEqual(span.operationName, 'checkout');
+    assert.strictEqual(tag(span, 'component'), 'my-framework');
+    assert.strictEqual(tag(span, 'http.method'), 'POST');
+    assert.strictEqual(parentId(span), undefined);
+    assert.strictEqual(span.getBaggageItem('user'), undefined);
+    other.close();
+  });
+
+  it('takes a request-like object, and never throws: a no-op span when the tracer fails', () => {
+    const like = { method: 'delete', url: '/x', headers: { host: 'h', 'uber-trace-id': 'abc:def:0:1' } };
+    const span = beforeRequest(like);
+    span.finish();
+    const [finished] = t.spans();
+    assert.strictEqual(finished.operationName, 'DELETE');
+    assert.strictEqual(tag(finished, 'http.url'), 'http://h/x');
+    assert.strictEqual(parentId(finished), 'def');
+
+    const broken = createTestTracer();
+    broken.tracer.startSpan = () => {
+      throw new Error('tracer down');
+    };
+    const noop = beforeRequest(like, { tracer: broken.tracer });
+    assert.doesNotThrow(() => {
+      noop.setTag('x', 1);
+      noop.finish();
+    });
+    assert.strictEqual(beforeRequest({ headers: null as never }, { tracer: broken.tracer }).constructor.name, 'Span');
+    broken.close();
   });
 });
