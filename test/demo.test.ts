@@ -2,6 +2,7 @@ import assert from 'assert';
 import { spawn } from 'child_process';
 import * as path from 'path';
 import { instrumentations } from '../src/hooks';
+import { startJaegerAgent } from '../tools/jaeger-agent';
 
 const root = path.join(__dirname, '..');
 
@@ -13,9 +14,10 @@ interface Run {
 
 /** Runs the demo as `npm run demo` does (dist/ is built by `pretest`). */
 function runDemo(env: Record<string, string> = {}): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...env };
-  // the demo's own agent only: no real Jaeger, no collector
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  // the demo's own agent only (unless the test says otherwise): no real Jaeger, no collector
   for (const key of Object.keys(childEnv)) if (key.startsWith('JAEGER_')) delete childEnv[key];
+  Object.assign(childEnv, env);
   delete childEnv.TS_NODE_PROJECT;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'examples/demo/run.ts'], {
@@ -128,12 +130,28 @@ describe('npm run demo (end to end, two services under node -r ./register)', () 
     assert.doesNotMatch(run.stdout, /No spans arrived/);
   });
 
-  it('with PostgreSQL and Redis unreachable: says what it skipped and still shows the http part', async () => {
-    const run = await runDemo({
-      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test',
-      REDIS_URL: 'redis://127.0.0.1:1',
-    });
-    assert.strictEqual(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  it('with PostgreSQL and Redis unreachable: says what it skipped and still shows the http part; JAEGER_AGENT_HOST gets a copy', async () => {
+    // what the compose stack's agent would receive
+    const jaeger = await startJaegerAgent();
+    let run: Run;
+    try {
+      run = await runDemo({
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test',
+        REDIS_URL: 'redis://127.0.0.1:1',
+        JAEGER_AGENT_HOST: '127.0.0.1',
+        JAEGER_AGENT_PORT: String(jaeger.port),
+        JAEGER_UI_URL: 'http://jaeger.example:16686/',
+      });
+      assert.strictEqual(run.code, 0, `${run.stdout}\n${run.stderr}`);
+      const printed = [...run.stdout.matchAll(/^ {2}http:\/\/jaeger\.example:16686\/trace\/([0-9a-f]+)$/gm)].map((m) => m[1]);
+      assert.ok(printed.length >= 3, 'a Jaeger UI link per trace');
+      await jaeger.waitForSpans(1);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepStrictEqual([...new Set(jaeger.spans.map((s) => s.traceId))].sort(), [...printed].sort());
+      assert.deepStrictEqual([...new Set(jaeger.spans.map((s) => s.serviceName))].sort(), ['demo-backend', 'demo-frontend']);
+    } finally {
+      await jaeger.close();
+    }
     assert.match(run.stdout, /PostgreSQL .* skipped: .*ECONNREFUSED/);
     assert.match(run.stdout, /Redis .* skipped: .*ECONNREFUSED/);
     assert.match(run.stdout, /Skipped \(not reachable\): PostgreSQL, Redis\./);
