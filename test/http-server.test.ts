@@ -121,6 +121,26 @@ describe('http-server patch', () => {
       assert.strictEqual(parentId(span), undefined);
     });
 
+    it('peer.ipv4 for an IPv4 client of a dual-stack server (not ::ffff:127.0.0.1), peer.ipv6 for an IPv6 one', async () => {
+      const server = http.createServer((req, res) => res.end());
+      await new Promise<void>((resolve) => server.listen(0, '::', resolve));
+      const port = (server.address() as import('net').AddressInfo).port;
+      try {
+        await request(`http://127.0.0.1:${port}/v4`);
+        await request(`http://[::1]:${port}/v6`);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+      const spans = serverSpans(await waitForSpans(t, 4));
+      const v4 = spans.find((s) => String(tag(s, 'http.url')).endsWith('/v4'))!;
+      const v6 = spans.find((s) => String(tag(s, 'http.url')).endsWith('/v6'))!;
+      assert.strictEqual(tag(v4, 'peer.ipv4'), '127.0.0.1');
+      assert.strictEqual(tag(v4, 'peer.ipv6'), undefined);
+      assert.strictEqual(tag(v6, 'peer.ipv6'), '::1');
+      assert.strictEqual(tag(v6, 'http.url'), `http://[::1]:${port}/v6`);
+    });
+
     it("continues the caller's trace (parent = the client span) and parents the handler's outbound calls", async () => {
       let inHandler: Span | undefined;
       let ofRequest: Span | undefined;
