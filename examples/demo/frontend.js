@@ -79,6 +79,6 @@ server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
 process.stdin.on('end', () => {
   server.close();
   if (pool) pool.end();
-  if (redis) redis.quit();
+  if (redis) redis.disconnect(); // not quit(): its QUIT would be a trace of its own
 });
 process.stdin.resume();
