@@ -8,7 +8,11 @@ export { traced } from './traced';
 export type { TracedDecorator, TracedOptions } from './traced';
 export type {
   AxiosOptions,
+  AxiosRequestConfigLike,
+  AxiosResponseLike,
   FetchOptions,
+  FetchRequestLike,
+  FetchResponseLike,
   HttpClientOptions,
   HttpServerOptions,
   InstrumentationOptions,

@@ -3,6 +3,8 @@
  * file in this folder and its entries here.
  */
 import type { Instrumentation } from '../patcher';
+import { axiosClient } from './axios';
+import { fetchClient } from './fetch';
 import { httpClient, httpsClient } from './http';
 import { httpServer, httpsServer } from './http-server';
 
@@ -11,4 +13,6 @@ export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpsClient,
   httpServer,
   httpsServer,
+  axiosClient,
+  fetchClient,
 ] as ReadonlyArray<Instrumentation<never>>;
