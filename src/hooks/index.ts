@@ -4,8 +4,13 @@
  */
 import type { Instrumentation } from '../patcher';
 import { httpClient, httpsClient } from './http';
+import { ioredis } from './ioredis';
+import { pgClient, pgPool } from './pg';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpClient,
   httpsClient,
+  pgClient,
+  pgPool,
+  ioredis,
 ] as ReadonlyArray<Instrumentation<never>>;

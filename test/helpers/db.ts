@@ -1,0 +1,36 @@
+/**
+ * Where the real PostgreSQL and Redis servers are (the defaults match
+ * docker-compose.yml and the CI machines; PGHOST/PGPORT/REDIS_HOST/REDIS_PORT
+ * override them), and unique names for what a test creates.
+ */
+import { randomBytes } from 'crypto';
+
+export const PG = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: Number(process.env.PGPORT ?? 5432),
+  user: process.env.PGUSER ?? 'postgres',
+  database: process.env.PGDATABASE ?? 'test',
+};
+
+export const REDIS = {
+  host: process.env.REDIS_HOST ?? '127.0.0.1',
+  port: Number(process.env.REDIS_PORT ?? 6379),
+};
+
+/** A name no other run uses: `prefix_<pid>_<random>` (valid as an SQL identifier and a Redis key). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
+}
+
+/** A TCP port on 127.0.0.1 with nothing listening (bound, then closed). */
+export async function closedPort(): Promise<number> {
+  const net = await import('net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
