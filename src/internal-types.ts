@@ -109,9 +109,15 @@ export interface IoredisPipeline {
   [key: symbol]: unknown;
 }
 
+/** ioredis' `Cluster` (ioredis/built/cluster/index.js): its own slot refresh and ready check. */
+export interface IoredisClusterPrototype extends IoredisClient {
+  getInfoFromNode?(redis: unknown, callback: unknown): unknown;
+  readyCheck?(callback: unknown): unknown;
+}
+
 /** The module exports: the Redis class itself, with `Cluster` and `Pipeline` (ioredis/built/index.js). */
 export interface IoredisModule {
   prototype: IoredisClient;
-  Cluster?: { prototype: IoredisClient };
+  Cluster?: { prototype: IoredisClusterPrototype };
   Pipeline?: { prototype: IoredisPipeline };
 }

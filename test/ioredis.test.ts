@@ -90,10 +90,13 @@ for (const version of VERSIONS) {
       redis = await connected(Redis);
     });
     after(async () => {
+      redis.disconnect();
+      // A fresh connection: the test one may be in a state a failed test left it in.
+      const cleaner = await connected(Redis);
       await suppressInstrumentation(async () => {
-        const keys = await redis.keys(`${prefix}:*`);
-        if (keys.length > 0) await redis.del(...keys);
-        await redis.quit();
+        const keys = await cleaner.keys(`${prefix}:*`);
+        if (keys.length > 0) await cleaner.del(...keys);
+        await cleaner.quit();
       });
     });
     beforeEach(() => setResponseHook('ioredis', null));

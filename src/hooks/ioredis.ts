@@ -15,7 +15,7 @@
  */
 import type { Span } from 'opentracing';
 import { OPERATION_PREFIX, TAG } from '../constants';
-import { isSuppressed } from '../context';
+import { bindToCurrentContext, isSuppressed, suppressInstrumentation } from '../context';
 import type { IoredisClient, IoredisCommand, IoredisModule, IoredisPipeline } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
@@ -46,6 +46,15 @@ const SECRET_COMMANDS = new Set(['auth', 'hello']);
  * refused by an older server would show as a failed call), and are not traced.
  */
 const HANDSHAKE_COMMANDS = new Set(['auth', 'hello', 'select', 'client', 'readonly', 'info']);
+
+/**
+ * Cluster methods that only talk to the cluster about itself: the slot-table
+ * refresh (`CLUSTER SLOTS` on a throw-away connection, at connect, after a
+ * MOVED and every `slotsRefreshInterval`) and the ready check (`CLUSTER
+ * INFO`). Run untraced, or every cluster client would start a new trace
+ * every few seconds; their callback goes back to the caller's context.
+ */
+const CLUSTER_HOUSEKEEPING = ['getInfoFromNode', 'readyCheck'] as const;
 
 /** Container commands whose first argument is a subcommand worth showing (`CONFIG GET`, `CLIENT SETNAME`). */
 const CONTAINER_COMMANDS = new Set([
@@ -404,6 +413,14 @@ function tracedExec(original: IoredisPipeline['exec'], pipeline: IoredisPipeline
   }
 }
 
+/** Runs `original` untraced, its callback (last function argument) back in the caller's context. */
+function untracedHousekeeping(original: (...args: unknown[]) => unknown, self: unknown, args: IArguments): unknown {
+  const list = Array.prototype.slice.call(args) as unknown[];
+  const last = list.length - 1;
+  if (last >= 0 && typeof list[last] === 'function') list[last] = bindToCurrentContext(list[last] as (...a: unknown[]) => unknown);
+  return suppressInstrumentation(() => original.apply(self, list));
+}
+
 function redisPrototype(exports: IoredisModule): IoredisClient | undefined {
   // The module's exports are the Redis class itself (index.js: `exports = module.exports = Redis`).
   return typeof (exports as unknown) === 'function' ? exports.prototype : undefined;
@@ -427,6 +444,14 @@ export const ioredis: Instrumentation<IoredisModule> = {
           return tracedSendCommand(original, this, arguments, true);
         },
       );
+      for (const name of CLUSTER_HOUSEKEEPING) {
+        if (typeof cluster[name] !== 'function') continue;
+        wrapMethod(cluster, name, (original) =>
+          function housekeeping(this: unknown) {
+            return untracedHousekeeping(original, this, arguments);
+          },
+        );
+      }
     }
     const pipeline = exports.Pipeline?.prototype;
     if (pipeline !== undefined) {
@@ -446,7 +471,10 @@ export const ioredis: Instrumentation<IoredisModule> = {
     const redis = redisPrototype(exports);
     if (redis !== undefined) unwrapMethod(redis, 'sendCommand');
     const cluster = exports.Cluster?.prototype;
-    if (cluster !== undefined) unwrapMethod(cluster, 'sendCommand');
+    if (cluster !== undefined) {
+      unwrapMethod(cluster, 'sendCommand');
+      for (const name of CLUSTER_HOUSEKEEPING) unwrapMethod(cluster, name);
+    }
     const pipeline = exports.Pipeline?.prototype;
     if (pipeline !== undefined) {
       unwrapMethod(pipeline, 'exec');
