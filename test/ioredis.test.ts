@@ -5,7 +5,7 @@ import { getCurrentSpan, installPatches, setResponseHook, spanInContext, suppres
 import type { IoredisOptions, IoredisRequest } from '../src/options';
 import { patchModuleAs } from '../src/patcher';
 import { isWrapped, originalOf } from '../src/wrap';
-import { REDIS, uniqueName } from './helpers/db';
+import { REDIS, uniqueName, unhandledRejections } from './helpers/db';
 import {
   createTestTracer,
   logs,
@@ -378,6 +378,15 @@ for (const version of VERSIONS) {
         assert.strictEqual(log['error.object'], err);
         assert.strictEqual(log['error.kind'], 'ReplyError');
         assert.strictEqual(log.message, err.message);
+      });
+
+      it('a rejection nobody handles stays unhandled, as without instrumentation', async () => {
+        const reasons = await unhandledRejections(() => {
+          void redis.call('NOSUCHCOMMAND');
+        });
+        assert.strictEqual(reasons.length, 1);
+        assert.match(String(reasons[0]), /unknown command/);
+        assert.strictEqual(logs(only(t, 'redis:NOSUCHCOMMAND'))[0]['error.object'], reasons[0]);
       });
 
       it('an unknown command', async () => {

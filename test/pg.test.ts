@@ -5,7 +5,7 @@ import QueryStream from 'pg-query-stream';
 import { getCurrentSpan, installPatches, setResponseHook, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
 import type { PgOptions } from '../src/options';
 import { isWrapped } from '../src/wrap';
-import { closedPort, PG, uniqueName } from './helpers/db';
+import { closedPort, PG, uniqueName, unhandledRejections } from './helpers/db';
 import {
   createTestTracer,
   logs,
@@ -253,6 +253,23 @@ describe('pg patch', () => {
       assert.strictEqual(logs(span)[0]['error.kind'], '42P01');
     });
 
+    it('a row that fails to parse fails the Query and its span with the parser error', async () => {
+      const failing = new Error('row parse failure');
+      const types = {
+        getTypeParser: () => () => {
+          throw failing;
+        },
+      };
+      const query = new pg.Query({ text: 'SELECT 1 AS one', types } as never);
+      client.query(query);
+      const err = await new Promise<Error>((resolve) => query.on('error', resolve));
+      assert.strictEqual(err, failing);
+      const span = only(t, 'pg:SELECT');
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span)[0]['error.object'], failing);
+      assert.deepStrictEqual((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+    });
+
     it('traces a Query given its own callback', async () => {
       const res = await new Promise<pg.QueryResult>((resolve, reject) => {
         client.query(new pg.Query('SELECT 4 AS four', [], ((err: Error | null, r: pg.QueryResult) => (err ? reject(err) : resolve(r))) as never));
@@ -421,6 +438,15 @@ describe('pg patch', () => {
       assert.strictEqual(tag(span, 'error'), true);
       assert.strictEqual(logs(span)[0]['error.object'], err);
       await victim.end().catch(() => undefined);
+    });
+
+    it('a rejection nobody handles stays unhandled, as without instrumentation', async () => {
+      const reasons = await unhandledRejections(() => {
+        void client.query('SELEKT 1');
+      });
+      assert.strictEqual(reasons.length, 1);
+      assert.strictEqual((reasons[0] as { code?: string }).code, '42601');
+      assert.strictEqual(logs(only(t, 'pg:SELEKT'))[0]['error.object'], reasons[0]);
     });
 
     it('a synchronous throw (null query) is the same as without instrumentation', () => {

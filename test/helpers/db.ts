@@ -34,3 +34,25 @@ export async function closedPort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Runs `fn` with the process' unhandledRejection listeners (mocha's) set
+ * aside, and returns the reasons of the rejections nobody handled.
+ */
+export async function unhandledRejections(fn: () => void, settleMs = 300): Promise<unknown[]> {
+  const saved = process.listeners('unhandledRejection');
+  process.removeAllListeners('unhandledRejection');
+  const reasons: unknown[] = [];
+  const listener = (reason: unknown): void => {
+    reasons.push(reason);
+  };
+  process.on('unhandledRejection', listener);
+  try {
+    fn();
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+  } finally {
+    process.removeListener('unhandledRejection', listener);
+    for (const l of saved) process.on('unhandledRejection', l);
+  }
+  return reasons;
+}
