@@ -4,7 +4,7 @@ process.env.TS_NODE_TRANSPILE_ONLY = 'true';
 process.env.TS_NODE_PROJECT = require('path').join(__dirname, 'tsconfig.json');
 
 module.exports = {
-  require: ['ts-node/register'],
+  require: ['ts-node/register', 'test/hooks.ts'],
   extension: ['ts'],
   spec: ['test/**/*.test.ts'],
   timeout: 20000,

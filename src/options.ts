@@ -3,7 +3,7 @@
  * every call (so `setResponseHook` and a tracer registered after install take
  * effect at once).
  */
-import type { ClientRequest, IncomingMessage } from 'http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'http';
 import { globalTracer, type Span, type Tracer } from 'opentracing';
 import { compilePropagationRules, type PropagationRules } from './propagation';
 
@@ -38,14 +38,68 @@ export interface HttpClientOptions extends PatchOptions<ClientRequest, IncomingM
   isErrorStatus?: (status: number) => boolean;
 }
 
+/**
+ * The axios request config as the axios hooks receive it: the final config
+ * of the request (after interceptors and `transformRequest`). Structural, so
+ * that this package's types do not depend on axios; axios' own
+ * `InternalAxiosRequestConfig` has these fields and more.
+ */
+export interface AxiosRequestConfigLike {
+  url?: string;
+  baseURL?: string;
+  method?: string;
+  headers?: unknown;
+  params?: unknown;
+  data?: unknown;
+}
+
+/** The axios response as the response hook receives it (axios' `AxiosResponse`, structurally). */
+export interface AxiosResponseLike {
+  /** The body, after axios' `transformResponse` (parsed JSON by default). */
+  data: unknown;
+  status: number;
+  statusText: string;
+  headers: unknown;
+  config: AxiosRequestConfigLike;
+  request?: unknown;
+}
+
 /** Options of the `axios` patch. */
-export interface AxiosOptions extends PatchOptions {
+export interface AxiosOptions extends PatchOptions<AxiosRequestConfigLike, AxiosResponseLike> {
   /** Which response statuses mark the span as an error. Default: `status >= 500`. */
   isErrorStatus?: (status: number) => boolean;
 }
 
+/**
+ * One request of fetch or undici as the fetch request hook receives it:
+ * undici's own request object, as published on `diagnostics_channel`
+ * (undici's lib/core/request.js). `addHeader` adds a header to what is sent.
+ */
+export interface FetchRequestLike {
+  /** Upper case for fetch; as given for undici's own `request()`. */
+  readonly method: string;
+  /** `http://host:port` */
+  readonly origin: string;
+  /** Path and query. */
+  readonly path: string;
+  addHeader(name: string, value: string): unknown;
+}
+
+/**
+ * The response of one fetch/undici request as the response hook receives it,
+ * when its headers arrive (the body may still be on its way).
+ */
+export interface FetchResponseLike {
+  status: number;
+  statusText: string;
+  /** Lower-case names; repeated headers joined with `, `. */
+  headers: Record<string, string>;
+  /** The URL of this request (with a redirect, each hop is its own request). */
+  url: string;
+}
+
 /** Options of the `fetch` patch (global fetch and the `undici` package). */
-export interface FetchOptions extends PatchOptions {
+export interface FetchOptions extends PatchOptions<FetchRequestLike, FetchResponseLike> {
   /** Which response statuses mark the span as an error. Default: `status >= 500`. */
   isErrorStatus?: (status: number) => boolean;
 }
@@ -109,8 +163,48 @@ export interface IoredisOptions extends PatchOptions<IoredisRequest, unknown> {
   maxStatementLength?: number;
 }
 
-/** Options of the `http-server` patch. */
-export type HttpServerOptions = PatchOptions;
+/**
+ * Options of the `http-server` patch (server spans for incoming requests of
+ * `http` and `https` servers), also taken by `expressMiddleware` and
+ * `koaMiddleware`. `requestHook(span, req)` runs when the server span has
+ * started, before the application's handler; `responseHook(res, span)` when
+ * the response has finished (or the connection closed), before the span finishes.
+ */
+export interface HttpServerOptions extends PatchOptions<IncomingMessage, ServerResponse> {
+  /**
+   * When true, only requests that carry a trusted trace context get a server
+   * span; the others are not traced at all (nor the calls they make, unless
+   * those patches start traces of their own). Default: false (such a request
+   * starts a new trace).
+   */
+  requireParentSpan?: boolean;
+  /**
+   * Requests that get no span at all (health checks, metrics scrapes): an
+   * exact path (`'/healthz'`) or a RegExp, matched against the request path
+   * without its query string. Default: none.
+   */
+  ignorePaths?: ReadonlyArray<string | RegExp>;
+  /**
+   * Requests that get no span at all, as a predicate; one that throws counts
+   * as false. Default: none.
+   */
+  ignore?: ((req: IncomingMessage) => boolean) | null;
+  /**
+   * Whether to continue the trace of the caller (its `uber-trace-id`,
+   * `jaeger-debug-id`, baggage). When it says no, the request starts a new
+   * trace and nothing the caller sent (sampling flag, debug id, baggage)
+   * reaches the span or the calls made under it. A predicate that throws
+   * counts as false. Default: true (every caller is trusted).
+   */
+  trustIncomingContext?: boolean | ((req: IncomingMessage) => boolean);
+  /**
+   * Request headers that name the calling service, first one present wins;
+   * its value becomes `peer.service`. Default: none (`[]`).
+   */
+  callerNameHeaders?: readonly string[];
+  /** Which response statuses mark the server span as an error. Default: `status >= 500`. */
+  isErrorStatus?: (status: number) => boolean;
+}
 
 /** Options of `installAllPatches` / `installPatches`. */
 export interface InstrumentationOptions {

@@ -3,7 +3,7 @@
  * whether it was loaded before or after install, patches each loaded copy
  * once, and undoes everything on uninstall.
  */
-import { builtinModules } from 'module';
+import { builtinModules, syncBuiltinESMExports } from 'module';
 import * as path from 'path';
 import { Hook } from 'require-in-the-middle';
 import { instrumentations } from './hooks';
@@ -118,6 +118,21 @@ export function installPatches(names: readonly PatchName[], options?: Instrument
     for (const exports of loadedCopies(inst.module)) patchExports(inst, exports);
   }
   rehook();
+  syncEsm();
+}
+
+/**
+ * ES modules that did `import { request } from 'node:http'` before install
+ * hold their own bindings of the builtin's exports; Node refreshes them from
+ * the CommonJS object only when asked. Without this they would keep calling
+ * the unpatched functions (or, after uninstall, our wrappers).
+ */
+function syncEsm(): void {
+  try {
+    syncBuiltinESMExports();
+  } catch (err) {
+    logOnce('syncBuiltinESMExports', 'could not refresh the ESM bindings of builtins', err);
+  }
 }
 
 /** Patches every supported library that is installed (patch names listed in `PATCH_NAMES`). */
@@ -143,6 +158,7 @@ export function uninstallAllPatches(): void {
     copies.clear();
   }
   patched.clear();
+  syncEsm();
 }
 
 /**

@@ -27,6 +27,9 @@ interface TimerOwner {
 }
 interface JaegerSender {
   _client?: { unref?: () => void };
+  /** HTTPSender (reporters/http_sender.js): keep-alive agent and request timeout. */
+  _httpAgent?: { createConnection?: (...args: unknown[]) => unknown };
+  _timeoutMs?: number;
   _batch?: { spans?: unknown[] };
   flush?: (callback?: (numSpans: number, err?: string) => void) => void;
 }
@@ -65,6 +68,28 @@ function unrefTimers(owner: TimerOwner | undefined): void {
   }
 }
 
+/**
+ * jaeger-client's HTTP sender passes `timeout` to http.request but never acts
+ * on the 'timeout' event, so a collector that accepts and never answers keeps
+ * the request, its socket and the process alive forever. Destroy such a
+ * socket when its timeout fires (the sender then reports the error and drops
+ * the batch, as for any failed send).
+ */
+function boundCollectorRequests(sender: JaegerSender): void {
+  const agent = sender._httpAgent;
+  const create = agent?.createConnection;
+  if (!agent || typeof create !== 'function') return;
+  const timeoutMs = sender._timeoutMs ?? 5000;
+  agent.createConnection = function (this: unknown, ...args: unknown[]) {
+    const socket = create.apply(this, args) as import('net').Socket | undefined;
+    if (socket && typeof socket.setTimeout === 'function') {
+      socket.setTimeout(timeoutMs);
+      socket.on('timeout', () => socket.destroy(new Error(`the collector did not answer within ${timeoutMs} ms`)));
+    }
+    return socket;
+  };
+}
+
 function reportersOf(reporter: JaegerReporter | undefined): JaegerReporter[] {
   if (!reporter) return [];
   return [reporter, ...(reporter._reporters ?? []).flatMap(reportersOf)];
@@ -79,6 +104,7 @@ function tame(tracer: JaegerTracer): JaegerTracer {
       const sender = reporter._sender;
       if (sender) {
         sender._client?.unref?.();
+        boundCollectorRequests(sender);
         const flush = sender.flush;
         if (typeof flush === 'function') {
           // A full buffer flushes inside span.finish(), in the application's context.

@@ -18,7 +18,7 @@ import { logOnce, safeCall } from '../logger';
 import { optionsOf, type HttpClientOptions } from '../options';
 import type { DumpableResponse } from '../internal-types';
 import type { Instrumentation } from '../patcher';
-import { redactPath } from '../redact';
+import { redactPath, redactUrl } from '../redact';
 import {
   addPeerTags,
   clientTags,
@@ -85,9 +85,30 @@ function argsWithHeaders(args: ArrayLike<unknown>, options: RequestOptions | und
   return list;
 }
 
+/**
+ * The URL of an absolute-form request target (RFC 9112, 3.2.2): a request
+ * sent to an HTTP proxy names its real destination there (axios' `proxy`
+ * option, HTTP_PROXY, hand-made proxy requests).
+ */
+function absoluteTarget(path: string | null | undefined): URL | undefined {
+  if (typeof path !== 'string' || !/^https?:\/\//i.test(path)) return undefined;
+  try {
+    return new URL(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host the request is for, for propagation rules: through a proxy, the destination, not the proxy. */
+function destinationHost(req: ClientRequest): string {
+  return absoluteTarget(req.path)?.hostname ?? req.host;
+}
+
 /** The destination host for propagation rules, before the request exists. */
 function hostOf(args: ArrayLike<unknown>, options: RequestOptions | undefined): string | undefined {
   const first = args[0];
+  const target = absoluteTarget(options?.path);
+  if (target !== undefined) return target.hostname;
   if (options?.hostname) return options.hostname;
   if (options?.host) return options.host;
   if (first instanceof URL) return first.hostname;
@@ -113,6 +134,7 @@ function portOf(req: ClientRequest): number | undefined {
 }
 
 function urlOf(req: ClientRequest): string {
+  if (absoluteTarget(req.path) !== undefined) return redactUrl(req.path);
   const hostHeader = req.getHeader('host');
   const authority = typeof hostHeader === 'string' ? hostHeader : req.host;
   return `${req.protocol}//${authority}${redactPath(req.path)}`;
@@ -138,7 +160,16 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     else failure = err;
   });
   req.once('close', () => {
-    if (response === undefined) finish(failure ?? new Error('request closed before a response'));
+    if (response !== undefined) return;
+    // An 'upgrade' or 'connect' response is handed to the app without a
+    // 'response' event; Node sets `req.res` and closes the request.
+    const upgraded = (req as ClientRequest & { res?: IncomingMessage | null }).res;
+    if (upgraded && failure === undefined) {
+      setTag(span, TAG.HTTP_STATUS_CODE, upgraded.statusCode ?? 0);
+      finish();
+      return;
+    }
+    finish(failure ?? new Error('request closed before a response'));
   });
   req.prependListener('response', (res: IncomingMessage & DumpableResponse) => {
     response = res;
@@ -158,6 +189,10 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     res.on(errorMonitor, (err: unknown) => {
       failure = err;
     });
+    // 'end' when the body was read to its end (the span ends before the app's
+    // own 'end' handlers run, so a tracer closed there still gets it); 'close'
+    // for every other ending.
+    res.once('end', () => finish());
     res.once('close', () => {
       finish(res.complete ? undefined : (failure ?? new Error('response aborted before its end')));
     });
@@ -196,7 +231,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
       return req;
     }
     const req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    injectHttpHeaders(outer.span, req.host, (name, value) => req.setHeader(name, value));
+    injectHttpHeaders(outer.span, destinationHost(req), (name, value) => req.setHeader(name, value));
     if (end) req.end();
     return req;
   }
@@ -229,7 +264,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
       setTags(span, tags);
     }
     safeCall(`${component} requestHook`, options.requestHook, span, req);
-    if (!early) injectHttpHeaders(span, req.host, (name, value) => req.setHeader(name, value));
+    if (!early) injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
     observe(component, span, req, options);
   } catch (err) {
     logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);
