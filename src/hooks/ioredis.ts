@@ -21,6 +21,7 @@ import { logOnce, safeCall } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
 import type { Instrumentation } from '../patcher';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
+import { redactErrorFields } from '../redact';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
@@ -188,6 +189,27 @@ function connectionTags(tags: TagMap, client: IoredisClient): TagMap {
   );
 }
 
+/** Redis quotes the arguments of a command it does not know: `ERR unknown command 'x', with args beginning with: 'v'`. */
+const QUOTED_ARGS = /, with args beginning with:[^\n]*/;
+
+/**
+ * The error as logged on the span: ioredis sets `command: { name, args }` on
+ * the errors of server replies (DataHandler.js), args that hold values and,
+ * for AUTH/HELLO, credentials. The log keeps the command name only, and
+ * drops the arguments Redis quotes in an unknown-command message.
+ */
+function loggableError(err: unknown): unknown {
+  if (err === null || typeof err !== 'object') return err;
+  const e = err as { command?: unknown; message?: unknown; stack?: unknown };
+  const fields: Record<string, unknown> = {};
+  if (e.command !== null && typeof e.command === 'object') fields.command = { name: (e.command as { name?: unknown }).name };
+  if (typeof e.message === 'string' && QUOTED_ARGS.test(e.message)) {
+    fields.message = e.message.replace(QUOTED_ARGS, '');
+    if (typeof e.stack === 'string') fields.stack = e.stack.replace(QUOTED_ARGS, '');
+  }
+  return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
+}
+
 function finish(state: SpanState, err: unknown, reply?: unknown, hasReply = false): void {
   if (state.done) return;
   state.done = true;
@@ -201,11 +223,12 @@ function finish(state: SpanState, err: unknown, reply?: unknown, hasReply = fals
     }
   }
   if (err !== undefined && err !== null) {
-    finishSpan(span, err);
+    finishSpan(span, loggableError(err));
     return;
   }
   if (hasReply) safeCall('ioredis responseHook', state.options.responseHook, reply, span);
-  finishSpan(span, state.batch ? firstBatchError(reply) : undefined);
+  const batchError = state.batch ? firstBatchError(reply) : undefined;
+  finishSpan(span, batchError === undefined ? undefined : loggableError(batchError));
 }
 
 /** The first failed command of a batch's results (`[[err, reply], ...]`, MULTI's EXEC reply included). */

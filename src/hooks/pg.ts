@@ -12,12 +12,13 @@
  * and submittable handlers to the caller's context.
  */
 import type { Span } from 'opentracing';
-import { OPERATION_PREFIX, TAG } from '../constants';
+import { OPERATION_PREFIX, REDACTED, TAG } from '../constants';
 import { activeOuterClient, bindToCurrentContext, isSuppressed, runWithOuterClient, type OuterClient } from '../context';
 import type { PgClientInternals, PgClientPrototype, PgModule, PgPoolClass, PgSubmittable } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } from '../options';
 import type { Instrumentation } from '../patcher';
+import { redactErrorFields } from '../redact';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
 import { sqlVerb, truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
@@ -141,7 +142,10 @@ function finisher(span: Span, options: PgOptions, onDone?: () => void): Finish {
     done = true;
     if (onDone) onDone();
     if (err) {
-      finishSpan(span, err);
+      // A DatabaseError's `detail` quotes row values ("Failing row contains (...)"): logged only with captureParameters.
+      const detail = (err as { detail?: unknown }).detail;
+      const quotesValues = typeof detail === 'string' && options.captureParameters !== true;
+      finishSpan(span, quotesValues ? redactErrorFields(err, { detail: REDACTED }) : err);
       return;
     }
     if (result !== undefined) safeCall('pg responseHook', options.responseHook, result as PgQueryResult, span);

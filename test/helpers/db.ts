@@ -3,6 +3,7 @@
  * docker-compose.yml and the CI machines; PGHOST/PGPORT/REDIS_HOST/REDIS_PORT
  * override them), and unique names for what a test creates.
  */
+import assert from 'assert';
 import { randomBytes } from 'crypto';
 
 export const PG = {
@@ -55,4 +56,26 @@ export async function unhandledRejections(fn: () => void, settleMs = 300): Promi
     for (const l of saved) process.on('unhandledRejection', l);
   }
   return reasons;
+}
+
+/**
+ * The span's error log holds the error the app got or, for an error that
+ * carries its command (ioredis' reply errors), a copy without the command's
+ * arguments: same prototype, message and stack, `command: { name }`.
+ */
+export function assertLoggedAs(logged: unknown, err: unknown): void {
+  const e = err as { message: string; stack?: string; command?: { name: string; args: unknown[] } };
+  if (e.command === undefined) {
+    assert.strictEqual(logged, err);
+    return;
+  }
+  assert.ok(Array.isArray(e.command.args), 'the app still gets the command with its arguments');
+  const l = logged as typeof e;
+  assert.notStrictEqual(l, e);
+  assert.strictEqual(Object.getPrototypeOf(l), Object.getPrototypeOf(e));
+  // Redis quotes the arguments of an unknown command in its message: the log leaves them out.
+  const quoted = /, with args beginning with:[^\n]*/;
+  assert.strictEqual(l.message, e.message.replace(quoted, ''));
+  assert.strictEqual(l.stack, e.stack?.replace(quoted, ''));
+  assert.deepStrictEqual(l.command, { name: e.command.name });
 }
