@@ -297,8 +297,10 @@ function traceCommand(command: IoredisCommand, client: IoredisClient | undefined
   } catch (err) {
     logOnce('ioredis:tags', 'could not build the tags of an ioredis span', err);
   }
-  const request: IoredisRequest = { command: name, args: Array.isArray(command.args) ? command.args : [] };
-  safeCall('ioredis requestHook', options.requestHook, span, request);
+  if (typeof options.requestHook === 'function') {
+    const request: IoredisRequest = { command: name, args: Array.isArray(command.args) ? command.args : [] };
+    safeCall('ioredis requestHook', options.requestHook, span, request);
+  }
   try {
     settleThrough(command, state);
     // ioredis resolves a command with the parser's raw reply (Buffers) and

@@ -199,7 +199,7 @@ function startQuerySpan(options: PgOptions, config: unknown, values: unknown, cl
   } catch (err) {
     logOnce('pg:tags', 'could not build the tags of a pg span', err);
   }
-  safeCall('pg requestHook', options.requestHook, span, requestView(config, values));
+  if (typeof options.requestHook === 'function') safeCall('pg requestHook', options.requestHook, span, requestView(config, values));
   return span;
 }
 
@@ -240,10 +240,9 @@ function observeSubmittable(sub: PgSubmittable, finish: Finish): void {
   Object.defineProperty(sub, OBSERVED, { value: true, configurable: true });
 }
 
-/** The pool call whose span an inner `client.query` of that same query should adopt. */
-function poolCallFor(config: unknown): PoolCall | undefined {
-  const outer = activeOuterClient();
-  if (outer === undefined || outer.component !== COMPONENT) return undefined;
+/** The pool call (of `outer`) whose span an inner `client.query` of that same query adopts. */
+function poolCallFor(outer: OuterClient, config: unknown): PoolCall | undefined {
+  if (outer.component !== COMPONENT) return undefined;
   const call = poolCalls.get(outer);
   if (call === undefined || call.adopted || call.config !== config) return undefined;
   return call;
@@ -265,7 +264,7 @@ function tracedClientQuery(original: PgClientPrototype['query'], client: PgClien
 
   // pool.query calls client.query with the same config: one span, the pool's.
   const outer = activeOuterClient();
-  const call = poolCallFor(config);
+  const call = outer === undefined ? undefined : poolCallFor(outer, config);
   if (call !== undefined && outer !== undefined) {
     call.adopted = true;
     tagPoolConnection(call, outer.span, client);
