@@ -320,6 +320,15 @@ function traceCommand(command: IoredisCommand, client: IoredisClient | undefined
   }
 }
 
+/** `traceCommand`, with our own failures contained: the command then goes on untraced. */
+function traceCommandSafely(command: IoredisCommand, client: IoredisClient | undefined): void {
+  try {
+    traceCommand(command, client);
+  } catch (err) {
+    logOnce('ioredis:trace', 'could not trace an ioredis command; it goes on untraced', err);
+  }
+}
+
 function isCommand(value: unknown): value is IoredisCommand {
   return value !== null && typeof value === 'object' && typeof (value as IoredisCommand).name === 'string';
 }
@@ -349,12 +358,12 @@ function tracedSendCommand(
     command[OWNER] = UNTRACED;
     return original.apply(client, args as never);
   }
-  traceCommand(command, isCluster ? undefined : client);
+  traceCommandSafely(command, isCluster ? undefined : client);
   try {
     return original.apply(client, args as never);
   } catch (err) {
-    const state = command[OWNER] as Owner;
-    if (state !== UNTRACED) finish(state, err);
+    const state = command[OWNER] as Owner | undefined;
+    if (state !== undefined && state !== UNTRACED) finish(state, err);
     throw err;
   }
 }
@@ -372,12 +381,17 @@ function isAutoPipeline(pipeline: IoredisPipeline): boolean {
 function tracedPipelineSendCommand(original: IoredisPipeline['sendCommand'], pipeline: IoredisPipeline, args: IArguments): unknown {
   const command = args[0];
   if (!isCommand(command) || command[OWNER] !== undefined) return original.apply(pipeline, args as never);
-  if (pipeline[AUTO] !== true) {
-    if (!isAutoPipeline(pipeline)) return original.apply(pipeline, args as never);
-    pipeline[AUTO] = true;
+  try {
+    if (pipeline[AUTO] !== true) {
+      if (!isAutoPipeline(pipeline)) return original.apply(pipeline, args as never);
+      pipeline[AUTO] = true;
+    }
+  } catch (err) {
+    logOnce('ioredis:auto', 'could not inspect an ioredis pipeline', err);
+    return original.apply(pipeline, args as never);
   }
   const redis = pipeline.redis;
-  traceCommand(command, redis && !redis.isCluster && !pipeline.isCluster ? redis : undefined);
+  traceCommandSafely(command, redis && !redis.isCluster && !pipeline.isCluster ? redis : undefined);
   return original.apply(pipeline, args as never);
 }
 
@@ -401,9 +415,15 @@ function tracedExec(original: IoredisPipeline['exec'], pipeline: IoredisPipeline
   }
   const options = optionsOf(COMPONENT);
   const state = startState(span, options, true);
-  pipeline[OWNER] = state;
-  // The batch's commands go through Redis.sendCommand too: mark them as the batch's.
-  for (const c of queue) if (isCommand(c)) c[OWNER] = state;
+  try {
+    pipeline[OWNER] = state;
+    // The batch's commands go through Redis.sendCommand too: mark them as the batch's.
+    for (const c of queue) if (isCommand(c)) c[OWNER] = state;
+  } catch (err) {
+    logOnce('ioredis:mark', 'could not mark an ioredis pipeline; it goes on untraced', err);
+    finish(state, undefined);
+    return original.apply(pipeline, args as never);
+  }
   const redis = pipeline.redis;
   const standalone = redis !== undefined && !redis.isCluster && !pipeline.isCluster;
   try {
@@ -417,12 +437,12 @@ function tracedExec(original: IoredisPipeline['exec'], pipeline: IoredisPipeline
       }
       setTags(span, tags);
     }
+    if (typeof options.requestHook === 'function') {
+      const commands = queue.map((c) => ({ command: String(c.name), args: Array.isArray(c.args) ? c.args : [] }));
+      safeCall('ioredis requestHook', options.requestHook, span, { command: multi ? 'multi' : 'pipeline', args: [], commands });
+    }
   } catch (err) {
     logOnce('ioredis:tags', 'could not build the tags of an ioredis span', err);
-  }
-  if (typeof options.requestHook === 'function') {
-    const commands = queue.map((c) => ({ command: String(c.name), args: Array.isArray(c.args) ? c.args : [] }));
-    safeCall('ioredis requestHook', options.requestHook, span, { command: multi ? 'multi' : 'pipeline', args: [], commands });
   }
   try {
     settleThrough(pipeline, state);

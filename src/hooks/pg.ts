@@ -187,8 +187,16 @@ function finishingCallback(cb: Callback, finish: Finish): Callback {
 
 /** Starts a span for one query and sets its tags and request hook. */
 function startQuerySpan(options: PgOptions, config: unknown, values: unknown, client?: PgClientInternals): Span | undefined {
-  const text = textOf(config);
-  const span = startClientSpan(COMPONENT, operationName(text));
+  let text: string | undefined;
+  let operation: string;
+  try {
+    text = textOf(config);
+    operation = operationName(text);
+  } catch (err) {
+    logOnce('pg:args', 'could not read a pg query; it goes on untraced', err);
+    return undefined;
+  }
+  const span = startClientSpan(COMPONENT, operation);
   if (span === undefined) return undefined;
   try {
     if (isRecording(span)) {
@@ -196,10 +204,10 @@ function startQuerySpan(options: PgOptions, config: unknown, values: unknown, cl
       if (client !== undefined) connectionTags(tags, client);
       setTags(span, tags);
     }
+    if (typeof options.requestHook === 'function') safeCall('pg requestHook', options.requestHook, span, requestView(config, values));
   } catch (err) {
     logOnce('pg:tags', 'could not build the tags of a pg span', err);
   }
-  if (typeof options.requestHook === 'function') safeCall('pg requestHook', options.requestHook, span, requestView(config, values));
   return span;
 }
 
@@ -304,15 +312,24 @@ function tracedClientQuery(original: PgClientPrototype['query'], client: PgClien
   const span = startQuerySpan(options, config, values, client);
   if (span === undefined) return original.apply(client, args as never);
   const finish = finisher(span, options);
-  try {
-    if (typeof cb === 'function') {
-      return original.call(client, config, values, finishingCallback(cb as Callback, finish));
+  let wrapped: Callback | undefined;
+  if (typeof cb === 'function') {
+    try {
+      wrapped = finishingCallback(cb as Callback, finish);
+    } catch (err) {
+      logOnce('pg:callback', 'could not wrap a pg callback; the query goes on untraced', err);
+      finish(undefined);
+      return original.apply(client, args as never);
     }
-    return settleWith(original.apply(client, args as never), finish);
+  }
+  let result: unknown;
+  try {
+    result = wrapped !== undefined ? original.call(client, config, values, wrapped) : original.apply(client, args as never);
   } catch (err) {
     finish(err);
     throw err;
   }
+  return wrapped !== undefined ? result : settleWith(result, finish);
 }
 
 function tracedClientConnect(original: PgClientPrototype['connect'], client: PgClientPrototype, args: IArguments): unknown {
@@ -330,25 +347,38 @@ function tracedClientConnect(original: PgClientPrototype['connect'], client: PgC
   let span: Span | undefined;
   if (options.traceConnect === true) {
     span = startClientSpan(COMPONENT, CONNECT_OPERATION);
-    if (span !== undefined && isRecording(span)) {
-      const tags = clientTags(COMPONENT);
-      tags[TAG.DB_TYPE] = DB_TYPE_SQL;
-      setTags(span, connectionTags(tags, client));
+    try {
+      if (span !== undefined && isRecording(span)) {
+        const tags = clientTags(COMPONENT);
+        tags[TAG.DB_TYPE] = DB_TYPE_SQL;
+        setTags(span, connectionTags(tags, client));
+      }
+    } catch (err) {
+      logOnce('pg:tags', 'could not build the tags of a pg span', err);
     }
   }
+  const finish: Finish = span === undefined ? () => undefined : finisher(span, options);
+  const connectDone: Finish = (err) => finish(err); // no response hook for a connect
+  let wrapped: Callback | undefined;
   if (typeof callback === 'function') {
-    if (span === undefined) return original.call(client, bindToCurrentContext(callback as Callback));
-    const finish = finisher(span, options);
-    return original.call(client, finishingCallback(callback as Callback, (err) => finish(err)));
+    try {
+      wrapped = span === undefined ? bindToCurrentContext(callback as Callback) : finishingCallback(callback as Callback, connectDone);
+    } catch (err) {
+      logOnce('pg:callback', 'could not wrap a pg connect callback', err);
+      finish(undefined);
+      return original.apply(client, args as never);
+    }
+  } else if (span === undefined) {
+    return original.apply(client, args as never);
   }
-  if (span === undefined) return original.apply(client, args as never);
-  const finish = finisher(span, options);
+  let result: unknown;
   try {
-    return settleWith(original.apply(client, args as never), (err) => finish(err));
+    result = wrapped !== undefined ? original.call(client, wrapped) : original.apply(client, args as never);
   } catch (err) {
     finish(err);
     throw err;
   }
+  return wrapped !== undefined ? result : settleWith(result, connectDone);
 }
 
 function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: unknown, args: IArguments): unknown {
@@ -370,18 +400,25 @@ function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: unkn
   const finish = finisher(span, options, () => {
     outer.done = true;
   });
-  try {
-    if (typeof cb === 'function') {
-      const list = Array.prototype.slice.call(args) as unknown[];
+  let list: unknown[] | undefined;
+  if (typeof cb === 'function') {
+    try {
+      list = Array.prototype.slice.call(args) as unknown[];
       list[cbIndex] = finishingCallback(cb as Callback, finish);
-      return runWithOuterClient(outer, () => original.apply(pool, list as never));
+    } catch (err) {
+      logOnce('pg:callback', 'could not wrap a pg-pool callback; the query goes on untraced', err);
+      finish(undefined);
+      return original.apply(pool, args as never);
     }
-    const result = runWithOuterClient(outer, () => original.apply(pool, args as never));
-    return settleWith(result, finish);
+  }
+  let result: unknown;
+  try {
+    result = runWithOuterClient(outer, () => original.apply(pool, (list ?? args) as never));
   } catch (err) {
     finish(err);
     throw err;
   }
+  return list !== undefined ? result : settleWith(result, finish);
 }
 
 /** `pg`: Client.prototype.query and .connect (pg's Pool inherits pg-pool's, patched below). */
