@@ -7,6 +7,8 @@ import { axiosClient } from './axios';
 import { fetchClient } from './fetch';
 import { httpClient, httpsClient } from './http';
 import { httpServer, httpsServer } from './http-server';
+import { ioredis } from './ioredis';
+import { pgClient, pgPool } from './pg';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpClient,
@@ -15,4 +17,7 @@ export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpsServer,
   axiosClient,
   fetchClient,
+  pgClient,
+  pgPool,
+  ioredis,
 ] as ReadonlyArray<Instrumentation<never>>;
