@@ -5,10 +5,10 @@
  */
 import { builtinModules, syncBuiltinESMExports } from 'module';
 import * as path from 'path';
-import { Hook } from 'require-in-the-middle';
-import { instrumentations } from './hooks';
+import { instrumentations, type Registration } from './hooks';
 import { logOnce } from './logger';
 import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
+import { hookRequire, type RequireHook } from './require-hook';
 
 /**
  * One instrumented module. A library may need several (pg: `pg` and
@@ -29,15 +29,34 @@ type AnyInstrumentation = Instrumentation<never>;
 
 const builtins = new Set(builtinModules);
 const enabled = new Set<PatchName>();
-/** Per instrumentation, the exports objects it has patched (several copies of a package may be loaded). */
-const patched = new Map<AnyInstrumentation, Set<unknown>>();
-let hook: Hook | null = null;
+/** Per registry entry, the exports objects it has patched (several copies of a package may be loaded). */
+const patched = new Map<Registration, Set<unknown>>();
+/** The hooks loaded so far (a hook file is loaded when its module is first seen). */
+const loaded = new Map<Registration, AnyInstrumentation | null>();
+let hook: RequireHook | null = null;
 
-function patchExports(inst: AnyInstrumentation, exports: unknown): void {
+/** The entry's hook, loading its file on first use; null (logged) if it cannot be loaded. */
+function instrumentationOf(reg: Registration): AnyInstrumentation | null {
+  let inst = loaded.get(reg);
+  if (inst === undefined) {
+    try {
+      inst = reg.load();
+    } catch (err) {
+      logOnce(`load:${reg.name}:${reg.module}`, `could not load the ${reg.name} hook for ${reg.module}; left unpatched`, err);
+      inst = null;
+    }
+    loaded.set(reg, inst);
+  }
+  return inst;
+}
+
+function patchExports(reg: Registration, exports: unknown): void {
   if (exports === null || (typeof exports !== 'object' && typeof exports !== 'function')) return;
-  let done = patched.get(inst);
-  if (done === undefined) patched.set(inst, (done = new Set()));
+  let done = patched.get(reg);
+  if (done === undefined) patched.set(reg, (done = new Set()));
   if (done.has(exports)) return;
+  const inst = instrumentationOf(reg);
+  if (inst === null) return;
   try {
     inst.patch(exports as never);
     done.add(exports);
@@ -76,8 +95,8 @@ function loadedCopies(moduleName: string): unknown[] {
   return copies;
 }
 
-function activeInstrumentations(): AnyInstrumentation[] {
-  return (instrumentations as AnyInstrumentation[]).filter((inst) => enabled.has(inst.name));
+function activeInstrumentations(): Registration[] {
+  return instrumentations.filter((reg) => enabled.has(reg.name));
 }
 
 function rehook(): void {
@@ -85,15 +104,13 @@ function rehook(): void {
     hook.unhook();
     hook = null;
   }
-  const active = activeInstrumentations();
-  if (active.length === 0) return;
-  const modules = [...new Set(active.map((inst) => inst.module))];
-  hook = new Hook(modules, { internals: false }, (exports, name) => {
-    const bare = name.startsWith('node:') ? name.slice(5) : name;
-    for (const inst of activeInstrumentations()) {
-      if (inst.module === bare) patchExports(inst, exports);
+  // Builtins need no hook: their one exports object is patched at install.
+  const modules = [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
+  if (modules.length === 0) return;
+  hook = hookRequire(modules, (exports, name) => {
+    for (const reg of activeInstrumentations()) {
+      if (reg.module === name) patchExports(reg, exports);
     }
-    return exports;
   });
 }
 
@@ -114,8 +131,8 @@ export function installPatches(names: readonly PatchName[], options?: Instrument
   validateNames(names);
   configure(options);
   for (const name of names) enabled.add(name);
-  for (const inst of activeInstrumentations()) {
-    for (const exports of loadedCopies(inst.module)) patchExports(inst, exports);
+  for (const reg of activeInstrumentations()) {
+    for (const exports of loadedCopies(reg.module)) patchExports(reg, exports);
   }
   rehook();
   syncEsm();
@@ -147,12 +164,14 @@ export function uninstallAllPatches(): void {
     hook.unhook();
     hook = null;
   }
-  for (const [inst, copies] of patched) {
+  for (const [reg, copies] of patched) {
+    // A copy is only in `patched` once its hook loaded.
+    const inst = loaded.get(reg)!;
     for (const exports of copies) {
       try {
         inst.unpatch(exports as never);
       } catch (err) {
-        logOnce(`unpatch:${inst.name}:${inst.module}`, `could not unpatch ${inst.module}`, err);
+        logOnce(`unpatch:${reg.name}:${reg.module}`, `could not unpatch ${reg.module}`, err);
       }
     }
     copies.clear();
@@ -167,8 +186,8 @@ export function uninstallAllPatches(): void {
  * installed under another name, e.g. `ioredis6` (npm alias of ioredis@6).
  */
 export function patchModuleAs(moduleName: string, exports: unknown): void {
-  for (const inst of activeInstrumentations()) {
-    if (inst.module === moduleName) patchExports(inst, exports);
+  for (const reg of activeInstrumentations()) {
+    if (reg.module === moduleName) patchExports(reg, exports);
   }
 }
 
