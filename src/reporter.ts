@@ -419,7 +419,8 @@ function isUdpSender(sender: unknown): sender is JaegerUdpSender {
   const s = sender as Partial<JaegerUdpSender> | undefined;
   return (
     !!s &&
-    typeof s._client?.send === 'function' &&
+    // Our sender's socket is made on first use: do not make it just to look at it.
+    (s instanceof QueuedUdpSender || typeof s._client?.send === 'function') &&
     typeof s._host === 'string' &&
     typeof s._port === 'number' &&
     typeof s._maxPacketSize === 'number' &&
@@ -538,28 +539,56 @@ interface SenderOptions {
  * The sender half of the queued reporter: jaeger's UDPSender's options and
  * socket, nothing else. `queueReports` does the queueing and encoding; this
  * sender on its own sends nothing (`append` drops, and says so once).
+ *
+ * The socket is made on first use (the first flush with spans to send), not
+ * at construction: making it loads `dns` and opens a handle, about a
+ * millisecond of every process's startup, for an application that may not
+ * finish a span for a while, or ever.
  */
 export class QueuedUdpSender {
   readonly _host: string;
   readonly _port: number;
   readonly _maxPacketSize: number;
-  readonly _client: dgram.Socket;
   _process: JaegerProcess | undefined;
+  private readonly socketType: dgram.SocketType;
+  private readonly logger: SenderOptions['logger'];
+  private socket: dgram.Socket | undefined;
+  private unrefed = false;
+  private closed = false;
 
   constructor(options: SenderOptions = {}) {
     this._host = options.host || DEFAULT_HOST;
     this._port = options.port || DEFAULT_PORT;
     this._maxPacketSize = options.maxPacketSize || DEFAULT_MAX_PACKET_SIZE;
-    this._client = dgram.createSocket(options.socketType || DEFAULT_SOCKET_TYPE);
-    const logger = options.logger;
-    this._client.on('error', (err) => {
-      try {
-        logger?.error(`error sending spans over UDP: ${String(err)}`);
-      } catch {
-        // the application's logger must not break the reporter
-      }
-      logOnce('udp-socket', 'UDP socket error', err);
-    });
+    this.socketType = options.socketType || DEFAULT_SOCKET_TYPE;
+    this.logger = options.logger;
+  }
+
+  /** The UDP socket (jaeger's UDPSender field name), made on first use. */
+  get _client(): dgram.Socket {
+    if (this.socket === undefined) {
+      const socket = dgram.createSocket(this.socketType);
+      const logger = this.logger;
+      socket.on('error', (err) => {
+        try {
+          logger?.error(`error sending spans over UDP: ${String(err)}`);
+        } catch {
+          // the application's logger must not break the reporter
+        }
+        logOnce('udp-socket', 'UDP socket error', err);
+      });
+      if (this.unrefed) socket.unref();
+      // Closed before it was ever used: sends fail as on jaeger's closed socket.
+      if (this.closed) socket.close();
+      this.socket = socket;
+    }
+    return this.socket;
+  }
+
+  /** The socket will not keep the process alive (now, or once it is made). */
+  unref(): void {
+    this.unrefed = true;
+    this.socket?.unref();
   }
 
   setProcess(process: JaegerProcess): void {
@@ -576,7 +605,9 @@ export class QueuedUdpSender {
   }
 
   close(): void {
-    this._client.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.socket?.close();
   }
 }
 

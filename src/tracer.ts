@@ -17,7 +17,7 @@ import { globalTracer, initGlobalTracer, Span as NoopSpan, type Tracer } from 'o
 import { suppressInstrumentation } from './context';
 import { logOnce } from './logger';
 import type { JaegerReporterInternals } from './internal-types';
-import { queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
+import { QueuedUdpSender, queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
 
 export type JaegerConfig = jaeger.TracingConfig;
 export type JaegerOptions = jaeger.TracingOptions;
@@ -107,7 +107,8 @@ function tame(tracer: JaegerTracer): JaegerTracer {
       unrefTimers(reporter);
       const sender = reporter._sender;
       if (sender) {
-        sender._client?.unref?.();
+        if (sender instanceof QueuedUdpSender) sender.unref();
+        else sender._client?.unref?.();
         boundCollectorRequests(sender);
         const flush = sender.flush;
         if (typeof flush === 'function') {
