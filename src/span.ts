@@ -4,7 +4,7 @@
  * contains a failing tracer: the application's call never sees its errors.
  */
 import { isIP } from 'net';
-import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span } from 'opentracing';
+import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext } from 'opentracing';
 import { LOG, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed } from './context';
 import { logOnce } from './logger';
@@ -28,6 +28,14 @@ export function startClientSpan(patch: PatchName, operationName: string, tags?: 
  * Like `startClientSpan`, with the parent looked up earlier: when the call
  * was made, for a library that starts the I/O later (axios after its
  * interceptors).
+ *
+ * Under a parent whose trace is not sampled, with its sampling final, and
+ * when the patch has no request or response hook, no client span is started:
+ * whatever it recorded would be dropped and no hook would see it. The call
+ * gets a stand-in that records nothing and whose context is the parent's, so
+ * the patch follows the call as usual (callbacks keep the caller's context)
+ * at no tracer cost, and downstream services receive the parent's own
+ * context (sampled=0, the parent's trace id, the parent as their parent).
  */
 export function startClientSpanWithParent(
   patch: PatchName,
@@ -38,6 +46,7 @@ export function startClientSpanWithParent(
   if (isSuppressed()) return undefined;
   if (parent === undefined && optionsOf(patch).requireParentSpan === true) return undefined;
   try {
+    if (parent !== undefined && isFinalUnsampled(parent) && !hasHooks(patch)) return new UnsampledCallSpan(parent);
     // A no-op parent carries no context; as a reference it only costs
     // (OpenTracing's Tracer.startSpan turns childOf into a Reference and deletes the key).
     const childOf = parent !== undefined && parent.constructor !== NoopSpan ? parent : undefined;
@@ -52,6 +61,48 @@ interface SamplingContext {
   isSampled?: () => boolean;
   isDebug?: () => boolean;
   samplingFinalized?: boolean;
+}
+
+/**
+ * The span of a call made under an unsampled parent, in place of a client
+ * span (see `startClientSpanWithParent`): OpenTracing's no-op span (it
+ * records nothing, `finish` does nothing, nothing is reported), whose
+ * context is the parent's own. Injected, it sends the parent's context
+ * downstream; `isRecording` is false for it.
+ */
+class UnsampledCallSpan extends NoopSpan {
+  constructor(private readonly parent: Span) {
+    super();
+  }
+
+  protected override _context(): SpanContext {
+    return this.parent.context();
+  }
+}
+
+/**
+ * True for a Jaeger span whose trace is not sampled (nor debug) and whose
+ * sampling is final (jaeger-client's SpanContext: `isSampled()`, `isDebug()`,
+ * `samplingFinalized`): no span of that trace will ever be recorded.
+ */
+function isFinalUnsampled(span: Span): boolean {
+  if (span.constructor === NoopSpan) return false;
+  try {
+    const ctx = span.context() as SamplingContext;
+    return (
+      ctx.samplingFinalized === true &&
+      typeof ctx.isSampled === 'function' &&
+      !ctx.isSampled() &&
+      !(typeof ctx.isDebug === 'function' && ctx.isDebug())
+    );
+  } catch {
+    return false;
+  }
+}
+
+function hasHooks(patch: PatchName): boolean {
+  const options = optionsOf(patch);
+  return typeof options.requestHook === 'function' || typeof options.responseHook === 'function';
 }
 
 /**

@@ -310,7 +310,7 @@ function untracedRequest(
     throw err;
   }
   try {
-    if (propagate && !early) injectHttpHeaders(span, req.host, (name, value) => req.setHeader(name, value));
+    if (propagate && !early) injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
   } catch (err) {
     logOnce(`${component}:inject`, 'could not propagate the trace context of a request', err);
   }
