@@ -4,7 +4,7 @@
  * contains a failing tracer: the application's call never sees its errors.
  */
 import { isIP } from 'net';
-import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext } from 'opentracing';
+import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext, type Tracer } from 'opentracing';
 import { LOG, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed } from './context';
 import { logOnce } from './logger';
@@ -98,6 +98,31 @@ function isFinalUnsampled(span: Span): boolean {
   } catch {
     return false;
   }
+}
+
+function injected(tracer: Tracer, context: SpanContext): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  tracer.inject(context, FORMAT_HTTP_HEADERS, carrier);
+  return carrier;
+}
+
+/**
+ * What the tracer injects for the unsampled parent of a stand-in: the same
+ * headers for every call made under that parent, so worked out once per
+ * parent context and tracer (jaeger gives a span a new context object when
+ * its baggage changes; a final unsampled context changes nothing else).
+ * jaeger's inject is about half of what such a call costs otherwise.
+ */
+const parentCarriers = new WeakMap<object, { tracer: Tracer; carrier: Readonly<Record<string, string>> }>();
+
+function parentHeaders(span: UnsampledCallSpan): Readonly<Record<string, string>> {
+  const tracer = getTracer();
+  const context = span.context();
+  const memo = parentCarriers.get(context);
+  if (memo !== undefined && memo.tracer === tracer) return memo.carrier;
+  const carrier = injected(tracer, context);
+  parentCarriers.set(context, { tracer, carrier });
+  return carrier;
 }
 
 function hasHooks(patch: PatchName): boolean {
@@ -249,10 +274,10 @@ export function injectHttpHeaders(
   set: (name: string, value: string) => void,
 ): Record<string, string> {
   const rules = propagationRules();
-  const carrier: Record<string, string> = {};
-  if (!rules.allows(host)) return carrier;
+  if (!rules.allows(host)) return {};
+  let carrier: Record<string, string>;
   try {
-    getTracer().inject(span.context(), FORMAT_HTTP_HEADERS, carrier);
+    carrier = span instanceof UnsampledCallSpan ? { ...parentHeaders(span) } : injected(getTracer(), span.context());
   } catch (err) {
     logOnce('inject', 'tracer.inject threw; the call goes on without trace headers', err);
     return {};

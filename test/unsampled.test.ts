@@ -108,6 +108,22 @@ describe('calls under an unsampled parent: no client span, the parent context do
     });
   });
 
+  it('the parent context as it is at each call: baggage set in between goes along', async () => {
+    await underParent(async (parent) => {
+      parent.setBaggageItem('first', '1');
+      await get(`${server.origin}/a1`);
+      parent.setBaggageItem('second', '2');
+      await get(`${server.origin}/a2`);
+      assert.deepStrictEqual(
+        server.received.map((r) => [r.headers['uberctx-first'], r.headers['uberctx-second'], r.headers['uber-trace-id']]),
+        [
+          ['1', undefined, contextString(parent)],
+          ['1', '2', contextString(parent)],
+        ],
+      );
+    });
+  });
+
   it('fetch', async () => {
     await underParent(async (parent) => {
       const res = await fetch(`${server.origin}/b`);
