@@ -53,6 +53,11 @@ export function redactUrl(url: string): string {
   } catch {
     return redactPath(url.replace(/\/\/[^/?#]*@/, `//${REDACTED}@`).split('#')[0]);
   }
+  return redactParsedUrl(parsed);
+}
+
+/** `redactUrl` of a URL parsed already (a caller that needs the `URL` too parses once). */
+export function redactParsedUrl(parsed: URL): string {
   const auth = parsed.username || parsed.password ? `${REDACTED}@` : '';
   return `${parsed.protocol}//${auth}${parsed.host}${parsed.pathname}${redactQuery(parsed.search)}`;
 }

@@ -32,7 +32,7 @@ import type { UndiciRequest, UndiciResponseHead } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type FetchRequestLike, type FetchResponseLike } from '../options';
 import type { Instrumentation } from '../patcher';
-import { redactUrl } from '../redact';
+import { redactParsedUrl, redactUrl } from '../redact';
 import {
   addUrlPeerTags,
   clientTags,
@@ -138,7 +138,7 @@ function onCreate(message: unknown): void {
     if (isRecording(span)) {
       const tags = clientTags(COMPONENT);
       tags[TAG.HTTP_METHOD] = method;
-      tags[TAG.HTTP_URL] = redactUrl(url);
+      tags[TAG.HTTP_URL] = parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url);
       if (parsed !== undefined) addUrlPeerTags(tags, parsed);
       setTags(span, tags);
     }
