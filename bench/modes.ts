@@ -4,6 +4,8 @@
  * with a block of the same calls uninstrumented (its own baseline).
  *
  *   0    control (A/A): "on" and "off" blocks both uninstrumented; shows the method's noise floor
+ *   w    floor: the functions our patches wrap, wrapped by functions that only call the original
+ *        (what any wrapper costs under this method: the lower bound for 2a and 3u)
  *   2a   this library, OpenTracing's no-op tracer (the instrumentation alone)
  *   2b   this library, jaeger-client with a reporter that drops spans
  *   3    this library, jaeger-client's UDP reporter to a local UDP sink (what a user pays)
@@ -19,12 +21,13 @@ import * as path from 'path';
 import { ROOT } from './paths';
 import type { ClientName } from './clients';
 
-export const MODE_IDS = ['0', '2a', '2b', '3', '3u', '4', '4u'] as const;
+export const MODE_IDS = ['0', 'w', '2a', '2b', '3', '3u', '4', '4u'] as const;
 export type ModeId = (typeof MODE_IDS)[number];
 
 export const MODE_LABELS: Record<ModeId | '1', string> = {
   '1': 'no instrumentation',
   '0': 'control: A/A, nothing installed',
+  w: 'floor: bare pass-through wrappers',
   '2a': 'ours, no-op tracer',
   '2b': 'ours, jaeger, spans dropped',
   '3': 'ours, jaeger UDP reporter',
@@ -35,7 +38,7 @@ export const MODE_LABELS: Record<ModeId | '1', string> = {
 
 /** Whose instrumentation a mode runs. */
 export function isOurs(mode: ModeId): boolean {
-  return mode !== '4' && mode !== '4u' && mode !== '0';
+  return mode !== '4' && mode !== '4u' && mode !== '0' && mode !== 'w';
 }
 
 export interface ModeConfig {
@@ -178,9 +181,63 @@ function control(): Controller {
   };
 }
 
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+/**
+ * The floor of wrapping: the same functions our patches wrap (http.request
+ * and get, Axios.prototype._request, pg's Client and pg-pool's Pool query
+ * and connect, ioredis' sendCommand) replaced by functions that only call the
+ * original, and for fetch a subscriber to undici's request:create that does
+ * nothing. Whatever this adds is what any wrapper costs under this method.
+ */
+function floor(): Controller {
+  const sites: Array<[Record<string, unknown>, string]> = [];
+  const http = require('http') as Record<string, unknown>;
+  sites.push([http, 'request'], [http, 'get']);
+  const axios = require('axios') as { Axios: { prototype: Record<string, unknown> } };
+  sites.push([axios.Axios.prototype, '_request']);
+  const pg = require('pg') as { Client: { prototype: Record<string, unknown> } };
+  const Pool = require('pg-pool') as { prototype: Record<string, unknown> };
+  sites.push([pg.Client.prototype, 'query'], [pg.Client.prototype, 'connect'], [Pool.prototype, 'query'], [Pool.prototype, 'connect']);
+  const Redis = require('ioredis') as { prototype: Record<string, unknown> };
+  sites.push([Redis.prototype, 'sendCommand']);
+  const dc = require('diagnostics_channel') as typeof import('diagnostics_channel');
+  const onCreate = (): void => undefined;
+  const originals = sites.map(([target, name]) => target[name] as AnyFn);
+  const wrappers = originals.map(
+    (original) =>
+      function wrapper(this: unknown) {
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+  );
+  let on = false;
+  const off = (): void => {
+    if (!on) return;
+    sites.forEach(([target, name], i) => (target[name] = originals[i]));
+    dc.unsubscribe('undici:request:create', onCreate);
+    on = false;
+  };
+  return {
+    on() {
+      if (on) return;
+      sites.forEach(([target, name], i) => (target[name] = wrappers[i]));
+      dc.subscribe('undici:request:create', onCreate);
+      on = true;
+    },
+    off,
+    unsupported: () => undefined,
+    inParent: (fn) => fn(),
+    close: async () => off(),
+  };
+}
+
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 /** Sets a mode up; call before any client library is required. Starts with the instrumentation on. */
 export function setupMode(mode: ModeId, config: ModeConfig): Controller {
-  const controller = mode === '0' ? control() : isOurs(mode) ? ours(mode, config) : otel(mode);
+  const controller = mode === '0' ? control() : mode === 'w' ? floor() : isOurs(mode) ? ours(mode, config) : otel(mode);
   controller.on();
   return controller;
 }
