@@ -5,7 +5,7 @@
  */
 import { isIP } from 'net';
 import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span } from 'opentracing';
-import { LOG, SPAN_KIND_CLIENT, TAG } from './constants';
+import { BAGGAGE_LIMIT, LOG, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed } from './context';
 import { logOnce } from './logger';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
@@ -149,11 +149,20 @@ export function isServerErrorStatus(status: number): boolean {
   return status >= 500;
 }
 
+/** An HTTP header name (RFC 9110 token) and a value Node accepts (lib/_http_common.js). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
 /**
  * Injects `span`'s context as HTTP headers for a call to `host`, through
  * `set(name, value)`, when `propagateTo` allows that host; drops baggage
  * headers when `propagateBaggage` is false. Returns what was written. Never
  * throws: a failing tracer or setter is logged once.
+ *
+ * Baggage comes from callers, so it is treated as hostile: a header that
+ * Node would refuse (a baggage key from a `jaeger-baggage` header may hold
+ * any character) is dropped rather than failing the application's request,
+ * and baggage beyond `BAGGAGE_LIMIT` (entries, bytes) is not forwarded.
  */
 export function injectHttpHeaders(
   span: Span,
@@ -169,13 +178,32 @@ export function injectHttpHeaders(
     logOnce('inject', 'tracer.inject threw; the call goes on without trace headers', err);
     return {};
   }
+  let baggageItems = 0;
+  let baggageBytes = 0;
   for (const name of Object.keys(carrier)) {
-    if (!rules.baggage && isBaggageHeader(name)) {
+    const baggage = isBaggageHeader(name);
+    if (baggage && !rules.baggage) {
       delete carrier[name];
       continue;
     }
+    const value = String(carrier[name]);
+    if (!HEADER_NAME.test(name) || INVALID_HEADER_VALUE.test(value)) {
+      logOnce('inject-invalid', `dropped trace header ${JSON.stringify(name.slice(0, 64))}: not a valid HTTP header`);
+      delete carrier[name];
+      continue;
+    }
+    if (baggage) {
+      const size = name.length + value.length;
+      if (baggageItems >= BAGGAGE_LIMIT.MAX_ITEMS || baggageBytes + size > BAGGAGE_LIMIT.MAX_BYTES) {
+        logOnce('inject-baggage-limit', `baggage beyond ${BAGGAGE_LIMIT.MAX_ITEMS} entries or ${BAGGAGE_LIMIT.MAX_BYTES} bytes is not forwarded`);
+        delete carrier[name];
+        continue;
+      }
+      baggageItems++;
+      baggageBytes += size;
+    }
     try {
-      set(name, String(carrier[name]));
+      set(name, value);
     } catch (err) {
       logOnce(`inject-set:${name}`, `could not set trace header ${name}`, err);
     }
