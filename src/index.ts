@@ -4,7 +4,11 @@ export { getCurrentSpan, setCurrentSpanFunc, spanInContext, suppressInstrumentat
 export { setResponseHook } from './options';
 export type {
   AxiosOptions,
+  AxiosRequestConfigLike,
+  AxiosResponseLike,
   FetchOptions,
+  FetchRequestLike,
+  FetchResponseLike,
   HttpClientOptions,
   HttpServerOptions,
   InstrumentationOptions,

@@ -38,14 +38,68 @@ export interface HttpClientOptions extends PatchOptions<ClientRequest, IncomingM
   isErrorStatus?: (status: number) => boolean;
 }
 
+/**
+ * The axios request config as the axios hooks receive it: the final config
+ * of the request (after interceptors and `transformRequest`). Structural, so
+ * that this package's types do not depend on axios; axios' own
+ * `InternalAxiosRequestConfig` has these fields and more.
+ */
+export interface AxiosRequestConfigLike {
+  url?: string;
+  baseURL?: string;
+  method?: string;
+  headers?: unknown;
+  params?: unknown;
+  data?: unknown;
+}
+
+/** The axios response as the response hook receives it (axios' `AxiosResponse`, structurally). */
+export interface AxiosResponseLike {
+  /** The body, after axios' `transformResponse` (parsed JSON by default). */
+  data: unknown;
+  status: number;
+  statusText: string;
+  headers: unknown;
+  config: AxiosRequestConfigLike;
+  request?: unknown;
+}
+
 /** Options of the `axios` patch. */
-export interface AxiosOptions extends PatchOptions {
+export interface AxiosOptions extends PatchOptions<AxiosRequestConfigLike, AxiosResponseLike> {
   /** Which response statuses mark the span as an error. Default: `status >= 500`. */
   isErrorStatus?: (status: number) => boolean;
 }
 
+/**
+ * One request of fetch or undici as the fetch request hook receives it:
+ * undici's own request object, as published on `diagnostics_channel`
+ * (undici's lib/core/request.js). `addHeader` adds a header to what is sent.
+ */
+export interface FetchRequestLike {
+  /** Upper case for fetch; as given for undici's own `request()`. */
+  readonly method: string;
+  /** `http://host:port` */
+  readonly origin: string;
+  /** Path and query. */
+  readonly path: string;
+  addHeader(name: string, value: string): unknown;
+}
+
+/**
+ * The response of one fetch/undici request as the response hook receives it,
+ * when its headers arrive (the body may still be on its way).
+ */
+export interface FetchResponseLike {
+  status: number;
+  statusText: string;
+  /** Lower-case names; repeated headers joined with `, `. */
+  headers: Record<string, string>;
+  /** The URL of this request (with a redirect, each hop is its own request). */
+  url: string;
+}
+
 /** Options of the `fetch` patch (global fetch and the `undici` package). */
-export interface FetchOptions extends PatchOptions {
+export interface FetchOptions extends PatchOptions<FetchRequestLike, FetchResponseLike> {
   /** Which response statuses mark the span as an error. Default: `status >= 500`. */
   isErrorStatus?: (status: number) => boolean;
 }

@@ -21,7 +21,21 @@ export type TagMap = Record<string, TagValue>;
  */
 export function startClientSpan(patch: PatchName, operationName: string, tags?: TagMap): Span | undefined {
   if (isSuppressed()) return undefined;
-  const parent = getCurrentSpan();
+  return startClientSpanWithParent(patch, operationName, getCurrentSpan(), tags);
+}
+
+/**
+ * Like `startClientSpan`, with the parent looked up earlier: when the call
+ * was made, for a library that starts the I/O later (axios after its
+ * interceptors).
+ */
+export function startClientSpanWithParent(
+  patch: PatchName,
+  operationName: string,
+  parent: Span | undefined,
+  tags?: TagMap,
+): Span | undefined {
+  if (isSuppressed()) return undefined;
   if (parent === undefined && optionsOf(patch).requireParentSpan === true) return undefined;
   try {
     return getTracer().startSpan(operationName, { childOf: parent, tags: tags as Record<string, unknown> | undefined });
@@ -73,6 +87,12 @@ export function addPeerTags(tags: TagMap, host: string | undefined, port: number
     if (Number.isInteger(n) && n > 0) tags[TAG.PEER_PORT] = n;
   }
   return tags;
+}
+
+/** `peer.*` for the host of `url`, with its port or the scheme's default one. */
+export function addUrlPeerTags(tags: TagMap, url: URL): TagMap {
+  const port = url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined);
+  return addPeerTags(tags, url.hostname, port);
 }
 
 /** Sets several tags; a failing tracer is contained. */
@@ -147,6 +167,20 @@ export function finishSpan(span: Span, err?: unknown): void {
 /** Default `isErrorStatus`: 5xx. */
 export function isServerErrorStatus(status: number): boolean {
   return status >= 500;
+}
+
+/** `isErrorStatus(status)` of a patch's options (default 5xx); a predicate that throws is logged and counts as false. */
+export function isErrorStatusBy(
+  patch: PatchName,
+  isErrorStatus: ((status: number) => boolean) | undefined,
+  status: number,
+): boolean {
+  try {
+    return Boolean((isErrorStatus ?? isServerErrorStatus)(status));
+  } catch (err) {
+    logOnce(`${patch}:isErrorStatus`, 'isErrorStatus threw', err);
+    return false;
+  }
 }
 
 /** An HTTP header name (RFC 9110 token) and a value Node accepts (lib/_http_common.js). */

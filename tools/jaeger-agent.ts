@@ -30,7 +30,7 @@ interface ThriftSpan {
   tags?: ThriftTag[] | null;
   logs?: Array<{ timestamp: Buffer | number; fields: ThriftTag[] }> | null;
 }
-interface ThriftBatch {
+export interface ThriftBatch {
   process: { serviceName: string; tags?: ThriftTag[] | null };
   spans: ThriftSpan[];
 }
@@ -118,6 +118,22 @@ function traceIdOf(span: ThriftSpan): string {
   return high === '0' ? hex(span.traceIdLow) : high + low;
 }
 
+/** The spans of a decoded Thrift `Batch` (also what the HTTP collector stand-in receives). */
+export function spansOfBatch(batch: ThriftBatch): ReceivedSpan[] {
+  return batch.spans.map((s) => ({
+    serviceName: batch.process.serviceName,
+    traceId: traceIdOf(s),
+    spanId: hex(s.spanId),
+    parentSpanId: hex(s.parentSpanId),
+    operationName: s.operationName,
+    flags: s.flags,
+    startTime: num(s.startTime),
+    duration: num(s.duration),
+    tags: tagObject(s.tags),
+    logs: (s.logs ?? []).map((l) => tagObject(l.fields)),
+  }));
+}
+
 export interface JaegerAgent {
   port: number;
   spans: ReceivedSpan[];
@@ -139,21 +155,7 @@ export function startJaegerAgent(port = 0): Promise<JaegerAgent> {
       errors.push(err);
       return;
     }
-    const batch = value.body.batch;
-    for (const s of batch.spans) {
-      spans.push({
-        serviceName: batch.process.serviceName,
-        traceId: traceIdOf(s),
-        spanId: hex(s.spanId),
-        parentSpanId: hex(s.parentSpanId),
-        operationName: s.operationName,
-        flags: s.flags,
-        startTime: num(s.startTime),
-        duration: num(s.duration),
-        tags: tagObject(s.tags),
-        logs: (s.logs ?? []).map((l) => tagObject(l.fields)),
-      });
-    }
+    spans.push(...spansOfBatch(value.body.batch));
   });
   return new Promise((resolve, reject) => {
     socket.once('error', reject);

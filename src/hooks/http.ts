@@ -18,7 +18,7 @@ import { logOnce, safeCall } from '../logger';
 import { optionsOf, type HttpClientOptions } from '../options';
 import type { DumpableResponse } from '../internal-types';
 import type { Instrumentation } from '../patcher';
-import { redactPath } from '../redact';
+import { redactPath, redactUrl } from '../redact';
 import {
   addPeerTags,
   clientTags,
@@ -85,9 +85,30 @@ function argsWithHeaders(args: ArrayLike<unknown>, options: RequestOptions | und
   return list;
 }
 
+/**
+ * The URL of an absolute-form request target (RFC 9112, 3.2.2): a request
+ * sent to an HTTP proxy names its real destination there (axios' `proxy`
+ * option, HTTP_PROXY, hand-made proxy requests).
+ */
+function absoluteTarget(path: string | null | undefined): URL | undefined {
+  if (typeof path !== 'string' || !/^https?:\/\//i.test(path)) return undefined;
+  try {
+    return new URL(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host the request is for, for propagation rules: through a proxy, the destination, not the proxy. */
+function destinationHost(req: ClientRequest): string {
+  return absoluteTarget(req.path)?.hostname ?? req.host;
+}
+
 /** The destination host for propagation rules, before the request exists. */
 function hostOf(args: ArrayLike<unknown>, options: RequestOptions | undefined): string | undefined {
   const first = args[0];
+  const target = absoluteTarget(options?.path);
+  if (target !== undefined) return target.hostname;
   if (options?.hostname) return options.hostname;
   if (options?.host) return options.host;
   if (first instanceof URL) return first.hostname;
@@ -113,6 +134,7 @@ function portOf(req: ClientRequest): number | undefined {
 }
 
 function urlOf(req: ClientRequest): string {
+  if (absoluteTarget(req.path) !== undefined) return redactUrl(req.path);
   const hostHeader = req.getHeader('host');
   const authority = typeof hostHeader === 'string' ? hostHeader : req.host;
   return `${req.protocol}//${authority}${redactPath(req.path)}`;
@@ -209,7 +231,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
       return req;
     }
     const req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    injectHttpHeaders(outer.span, req.host, (name, value) => req.setHeader(name, value));
+    injectHttpHeaders(outer.span, destinationHost(req), (name, value) => req.setHeader(name, value));
     if (end) req.end();
     return req;
   }
@@ -242,7 +264,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
       setTags(span, tags);
     }
     safeCall(`${component} requestHook`, options.requestHook, span, req);
-    if (!early) injectHttpHeaders(span, req.host, (name, value) => req.setHeader(name, value));
+    if (!early) injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
     observe(component, span, req, options);
   } catch (err) {
     logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);

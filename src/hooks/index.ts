@@ -3,9 +3,13 @@
  * file in this folder and its entries here.
  */
 import type { Instrumentation } from '../patcher';
+import { axiosClient } from './axios';
+import { fetchClient } from './fetch';
 import { httpClient, httpsClient } from './http';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpClient,
   httpsClient,
+  axiosClient,
+  fetchClient,
 ] as ReadonlyArray<Instrumentation<never>>;

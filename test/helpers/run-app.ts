@@ -24,11 +24,16 @@ export function runApp(
   app: string = plainApp,
   register = true,
 ): Promise<Run> {
+  const args = register ? ['-r', path.join(root, 'register.js'), app] : [app];
+  return runAppWith(args, path.dirname(app), env, signal);
+}
+
+/** Runs `node ...args` in `cwd` (see runApp). */
+export function runAppWith(args: string[], cwd: string, env: Record<string, string>, signal?: NodeJS.Signals): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const args = register ? ['-r', path.join(root, 'register.js'), app] : [app];
     const child = spawn(process.execPath, args, {
-      cwd: path.dirname(app),
+      cwd,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,0 +1,315 @@
+/**
+ * Client spans for axios 1.x: one span per axios request, whatever the call
+ * form (`axios(config)`, `axios.get(url)`, instances from `axios.create()`,
+ * made before or after install) and whichever adapter (`http`, `fetch`, or
+ * one of the application's own).
+ *
+ * The seam is `Axios.prototype._request` (lib/core/Axios.js). The default
+ * export and every instance are `bind(Axios.prototype.request, context)`
+ * made at creation time, so a later wrap of `request` misses `axios(config)`;
+ * `request` however calls `this._request`, which every form reaches through
+ * the prototype.
+ *
+ * The wrapper hands axios a copy of the call's config whose `adapter` is a
+ * stand-in for the adapter axios would have picked. So the span starts when
+ * axios dispatches (after request interceptors and `transformRequest`: method
+ * and URL are final, and whatever the interceptors themselves call is not
+ * part of it) and ends when the axios call settles, with the axios response
+ * (data transformed) for the response hook. The real adapter runs inside
+ * `runWithOuterClient`: the http/https or fetch patch underneath adds no span
+ * of its own and writes this span's context on every hop, redirects
+ * included, subject to `propagateTo`. axios' `config.headers` are never touched.
+ */
+import type { Span } from 'opentracing';
+import { TAG } from '../constants';
+import { getCurrentSpan, isSuppressed, runWithOuterClient, suppressInstrumentation, type OuterClient } from '../context';
+import type { AxiosAdapter, AxiosConfig, AxiosContext, AxiosExports, AxiosPrototype } from '../internal-types';
+import { logOnce, safeCall } from '../logger';
+import { optionsOf, type AxiosRequestConfigLike, type AxiosResponseLike } from '../options';
+import type { Instrumentation } from '../patcher';
+import { redactUrl } from '../redact';
+import {
+  addUrlPeerTags,
+  clientTags,
+  finishSpan,
+  isErrorStatusBy,
+  isRecording,
+  setTag,
+  setTags,
+  startClientSpanWithParent,
+  tagError,
+  tagErrorMessage,
+  type TagMap,
+} from '../span';
+import { unwrapMethod, wrapMethod } from '../wrap';
+
+const COMPONENT = 'axios';
+
+/**
+ * Marks our stand-in adapters with the adapter setting they stand for, so
+ * that a config coming back (a retry of `error.config`) is unwrapped, never
+ * wrapped twice.
+ */
+const STANDS_FOR = Symbol('opentracing-instrumentation.axios.standsFor');
+
+/** What the axios module gave the patch (captured at patch time, as axios' own code holds them). */
+interface AxiosModule {
+  getAdapter: NonNullable<AxiosExports['getAdapter']>;
+  /** axios' module-level defaults: dispatchRequest falls back to their `adapter`. */
+  defaults: AxiosExports['defaults'];
+  proto: AxiosPrototype;
+}
+
+/** One axios call, from `_request` to its settlement. */
+interface Call {
+  readonly module: AxiosModule;
+  readonly self: AxiosContext;
+  /** The current span when the call was made. */
+  readonly parent: Span | undefined;
+  /** The caller's own `adapter` setting (undefined: the instance's default). */
+  spec: unknown;
+  dispatched: boolean;
+  settled: boolean;
+  span?: Span;
+  outer?: OuterClient;
+  /** The adapter's own outcome (a native promise): its response, or its rejection. */
+  adapterDone: boolean;
+  response?: AxiosResponseLike;
+  adapterError?: unknown;
+}
+
+function isObjectLike(value: unknown): value is Record<PropertyKey, unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function');
+}
+
+function responseOf(value: unknown): AxiosResponseLike | undefined {
+  if (!isObjectLike(value)) return undefined;
+  const response = value.response;
+  return isObjectLike(response) && typeof response.status === 'number' ? (response as unknown as AxiosResponseLike) : undefined;
+}
+
+function looksLikeResponse(value: unknown): value is AxiosResponseLike {
+  return isObjectLike(value) && typeof value.status === 'number' && 'config' in value;
+}
+
+/**
+ * The adapter axios would have used for this call, put back into `config`
+ * as axios would have it (so `response.config` and `error.config` look as
+ * without us). Mirrors mergeConfig (the caller's `adapter`, else the
+ * instance's; arrays copied) and dispatchRequest (`config.adapter ||
+ * defaults.adapter`, resolved by `getAdapter`, which throws what axios throws).
+ */
+function realAdapter(call: Call, config: AxiosConfig): AxiosAdapter {
+  const merged = call.spec !== undefined ? call.spec : call.self?.defaults?.adapter;
+  try {
+    if (merged === undefined) delete config.adapter;
+    else config.adapter = Array.isArray(merged) ? merged.slice() : merged;
+  } catch {
+    // a config axios cannot write either: leave it
+  }
+  return call.module.getAdapter(merged || call.module.defaults?.adapter, config);
+}
+
+/** A `this` for `getUri` without instance defaults: the config at dispatch is merged already. */
+const NO_DEFAULTS: AxiosContext = Object.freeze({});
+
+/**
+ * The URL as axios builds it (baseURL, url, params, paramsSerializer), by
+ * axios' own `getUri`. Given only the fields it reads: on the whole config
+ * it would merge headers and all (about 4 times slower).
+ */
+function fullUrl(call: Call, config: AxiosConfig): string | undefined {
+  const { baseURL, url, allowAbsoluteUrls, params, paramsSerializer } = config;
+  try {
+    return call.module.proto.getUri.call(NO_DEFAULTS, { baseURL, url, allowAbsoluteUrls, params, paramsSerializer });
+  } catch {
+    // a URL axios rejects (it will say so to the caller): tag what was asked for
+    return typeof url === 'string' ? url : undefined;
+  }
+}
+
+function requestTags(call: Call, config: AxiosConfig, method: string): TagMap {
+  const tags = clientTags(COMPONENT);
+  tags[TAG.HTTP_METHOD] = method;
+  const uri = fullUrl(call, config);
+  if (typeof uri === 'string' && uri !== '') {
+    tags[TAG.HTTP_URL] = redactUrl(uri);
+    try {
+      addUrlPeerTags(tags, new URL(uri));
+    } catch {
+      // a relative URL: no peer to name
+    }
+  }
+  return tags;
+}
+
+/** Starts the span and runs the real adapter under it; fails open to the plain adapter. */
+function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosConfig): unknown {
+  const options = optionsOf(COMPONENT);
+  if (call.parent === undefined && options.requireParentSpan === true) {
+    // Not traced at all: not here, and not by the http or fetch patch underneath.
+    return suppressInstrumentation(() => real.call(self, config));
+  }
+  let span: Span | undefined;
+  try {
+    const method = String(config.method || 'get').toUpperCase();
+    span = startClientSpanWithParent(COMPONENT, method, call.parent);
+    if (span === undefined) return real.call(self, config);
+    if (isRecording(span)) setTags(span, requestTags(call, config, method));
+  } catch (err) {
+    logOnce('axios:dispatch', 'could not start the axios span; the request goes on untraced', err);
+    if (span !== undefined) finishSpan(span);
+    return real.call(self, config);
+  }
+  safeCall('axios requestHook', options.requestHook, span, config as AxiosRequestConfigLike);
+  const outer: OuterClient = { span, component: COMPONENT, done: false };
+  call.span = span;
+  call.outer = outer;
+  let result: unknown;
+  try {
+    result = runWithOuterClient(outer, () => real.call(self, config));
+  } catch (err) {
+    // A throwing adapter: axios turns it into the call's rejection, which finishes the span.
+    call.adapterDone = true;
+    call.adapterError = err;
+    throw err;
+  }
+  // Only a native promise: calling `then` on someone's thenable may have effects.
+  // Our reaction runs before dispatchRequest's and only records the outcome.
+  if (result instanceof Promise) {
+    result.then(
+      (response: unknown) => {
+        call.adapterDone = true;
+        if (looksLikeResponse(response)) call.response = response;
+      },
+      (err: unknown) => {
+        call.adapterDone = true;
+        call.adapterError = err;
+      },
+    );
+  }
+  return result;
+}
+
+/** A stand-in for the adapter setting `call.spec`: the first dispatch of its own call is traced. */
+function makeStandIn(call: Call): AxiosAdapter {
+  const standIn = function adapter(this: unknown, config: AxiosConfig): unknown {
+    const real = realAdapter(call, config);
+    // A stand-in that outlived its call (a stored config replayed after an
+    // uninstall, say) is just the adapter it stands for.
+    if (call.dispatched || call.settled) return real.call(this, config);
+    call.dispatched = true;
+    return dispatch(call, real, this, config);
+  };
+  Object.defineProperty(standIn, STANDS_FOR, { value: call.spec });
+  return standIn;
+}
+
+function unwrapSpec(spec: unknown): unknown {
+  return typeof spec === 'function' && STANDS_FOR in spec ? (spec as unknown as Record<symbol, unknown>)[STANDS_FOR] : spec;
+}
+
+/** `_request`'s arguments with the stand-in adapter in a copy of the caller's config; undefined: leave the call alone. */
+function argsWithStandIn(args: IArguments, call: Call): unknown[] | undefined {
+  const first: unknown = args[0];
+  let config: unknown;
+  if (typeof first === 'string') {
+    // lib/core/Axios.js: `config = config || {}; config.url = configOrUrl` on
+    // the caller's object. Done here the same way (if it throws, axios will
+    // throw the same on the untraced path).
+    config = args[1] || {};
+    (config as { url?: unknown }).url = first;
+  } else {
+    config = first || {};
+  }
+  if (!isObjectLike(config)) return undefined;
+  // mergeConfig reads own enumerable keys only, as the spread copies them.
+  call.spec = unwrapSpec(Object.prototype.hasOwnProperty.call(config, 'adapter') ? config.adapter : undefined);
+  return [{ ...config, adapter: makeStandIn(call) }];
+}
+
+/** The axios call has settled: status, error, response hook, finish. Never throws. */
+function settle(call: Call, failed: boolean, outcome: unknown): void {
+  call.settled = true;
+  const span = call.span;
+  if (span === undefined || call.outer === undefined || call.outer.done) return;
+  call.outer.done = true;
+  try {
+    const options = optionsOf(COMPONENT);
+    const response =
+      call.response ?? responseOf(call.adapterError) ?? (failed ? responseOf(outcome) : looksLikeResponse(outcome) ? outcome : undefined);
+    let errorStatus = false;
+    if (response !== undefined) {
+      setTag(span, TAG.HTTP_STATUS_CODE, response.status);
+      errorStatus = isErrorStatusBy(COMPONENT, options.isErrorStatus, response.status);
+    }
+    // A rejection that only says "this status" (validateStatus) is judged by
+    // the status; any other (network, timeout, cancel, transformResponse, an
+    // interceptor) marks the span.
+    const explainedByStatus =
+      failed && response !== undefined && (call.adapterDone ? outcome === call.adapterError : responseOf(outcome) === response);
+    if (errorStatus) {
+      if (failed) tagError(span, outcome);
+      else tagErrorMessage(span, 'http_status', `HTTP ${response!.status}${response!.statusText ? ` ${response!.statusText}` : ''}`);
+    } else if (failed && !explainedByStatus) {
+      tagError(span, outcome);
+    }
+    if (response !== undefined) safeCall('axios responseHook', options.responseHook, response, span);
+  } catch (err) {
+    logOnce('axios:settle', 'could not complete the axios span', err);
+  }
+  finishSpan(span);
+}
+
+function tracedRequest(module: AxiosModule, original: AxiosPrototype['_request']): AxiosPrototype['_request'] {
+  return function _request(this: AxiosContext) {
+    if (isSuppressed()) return original.apply(this, arguments as unknown as [unknown, unknown]);
+    let call: Call | undefined;
+    let args: unknown[] | undefined;
+    try {
+      call = { module, self: this, parent: getCurrentSpan(), spec: undefined, dispatched: false, settled: false, adapterDone: false };
+      args = argsWithStandIn(arguments, call);
+    } catch (err) {
+      logOnce('axios:args', 'could not read the axios call arguments; untraced', err);
+      args = undefined;
+    }
+    if (call === undefined || args === undefined) return original.apply(this, arguments as unknown as [unknown, unknown]);
+    const traced = call;
+    let result: unknown;
+    try {
+      result = original.apply(this, args as [unknown, unknown]);
+    } catch (err) {
+      settle(traced, true, err);
+      throw err;
+    }
+    // `request` awaits this promise, so our reaction changes nothing about
+    // unhandled rejections or timing; it runs when the axios call settles.
+    if (result instanceof Promise) {
+      result.then(
+        (value: unknown) => settle(traced, false, value),
+        (err: unknown) => settle(traced, true, err),
+      );
+    } else {
+      settle(traced, false, result);
+    }
+    return result;
+  };
+}
+
+export const axiosClient: Instrumentation<AxiosExports> = {
+  name: COMPONENT,
+  module: 'axios',
+  patch(exports) {
+    const proto = exports.Axios?.prototype;
+    const getAdapter = exports.getAdapter;
+    if (proto === undefined || typeof proto._request !== 'function' || typeof proto.getUri !== 'function' || typeof getAdapter !== 'function') {
+      throw new Error('unsupported axios version: needs Axios.prototype._request, getUri and axios.getAdapter');
+    }
+    const module: AxiosModule = { getAdapter, defaults: exports.defaults, proto };
+    wrapMethod(proto, '_request', (original) => tracedRequest(module, original));
+  },
+  unpatch(exports) {
+    const proto = exports.Axios?.prototype;
+    if (proto !== undefined) unwrapMethod(proto, '_request');
+  },
+};

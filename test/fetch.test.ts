@@ -1,0 +1,507 @@
+import assert from 'assert';
+import * as diagnosticsChannel from 'diagnostics_channel';
+import type { AddressInfo } from 'net';
+import * as net from 'net';
+import type { Span, Tracer } from 'opentracing';
+import * as undici from 'undici';
+import { getCurrentSpan, installPatches, setResponseHook, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
+import type { FetchResponseLike } from '../src';
+import { createTestTracer, logs, parentId, spanId, tag, tags, traceId, useTracing, waitFor, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import { defaultHandler, startHttpServer, type Handler, type TestServer } from './helpers/servers';
+
+const PATCHES = ['http', 'https', 'fetch'] as const;
+
+/** The span id carried by an `uber-trace-id` header value. */
+function headerSpanId(value: unknown): string {
+  assert.strictEqual(typeof value, 'string', 'uber-trace-id header missing');
+  return (value as string).split(':')[1];
+}
+
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `/big`: 8 MB, more than undici buffers, so it is only received if read. Else the default handler. */
+const handler: Handler = (req, res) => {
+  if (req.url === '/big') {
+    res.setHeader('content-length', String(8 * 1024 * 1024));
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    let left = 128;
+    const write = (): void => {
+      while (left > 0) {
+        left--;
+        if (!res.write(chunk)) {
+          res.once('drain', write);
+          return;
+        }
+      }
+      res.end();
+    };
+    write();
+    return;
+  }
+  defaultHandler(req, res);
+};
+
+describe('fetch patch', () => {
+  const t = useTracing([...PATCHES]);
+  let server: TestServer;
+  before(async () => {
+    server = await startHttpServer(handler);
+  });
+  after(async () => {
+    await server.close();
+  });
+  beforeEach(() => {
+    server.received.length = 0;
+    setResponseHook('fetch', null);
+  });
+
+  async function underParent<T>(fn: () => Promise<T>): Promise<{ parent: Span; result: T }> {
+    const parent = t.tracer.startSpan('parent');
+    try {
+      const result = await spanInContext(parent, fn);
+      return { parent, result };
+    } finally {
+      parent.finish();
+    }
+  }
+
+  function fetchSpans(): JaegerSpan[] {
+    return t.spans().filter((s) => tag(s, 'component') === 'fetch');
+  }
+
+  describe('#fetch(url) (global fetch)', () => {
+    it('gives one client span, child of the current span, with the contract tags; the server gets its id', async () => {
+      const { parent, result } = await underParent(async () => (await fetch(`${server.origin}/a/b?x=1&token=hunter2`)).json());
+      assert.deepStrictEqual(result, { ok: true, path: '/a/b?x=1&token=hunter2' });
+      assert.strictEqual(t.spans().length, 2);
+      const [span] = fetchSpans();
+      assert.strictEqual(span.operationName, 'GET');
+      assert.deepStrictEqual(tags(span), {
+        'span.kind': 'client',
+        component: 'fetch',
+        'http.method': 'GET',
+        'http.url': `${server.origin}/a/b?x=1&token=REDACTED`,
+        'peer.ipv4': '127.0.0.1',
+        'peer.port': server.port,
+        'http.status_code': 200,
+      });
+      assert.strictEqual(parentId(span), spanId(parent));
+      assert.strictEqual(traceId(span), traceId(parent));
+      assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(span));
+    });
+
+    it('starts a new trace when there is no current span', async () => {
+      await (await fetch(`${server.origin}/`)).text();
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(parentId(span), undefined);
+      assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(span));
+    });
+
+    it('runs the continuations in the caller context, never in the client span', async () => {
+      const seen: Array<Span | undefined> = [];
+      const { parent } = await underParent(async () => {
+        const res = await fetch(`${server.origin}/`);
+        seen.push(getCurrentSpan());
+        await res.text();
+        seen.push(getCurrentSpan());
+      });
+      assert.deepStrictEqual(seen, [parent, parent]);
+    });
+
+    it('POST with a body and a Headers object: the caller headers stay as they were, the server gets both', async () => {
+      const headers = new Headers({ 'x-app': 'yes', 'content-type': 'text/plain' });
+      const init = { method: 'POST', headers, body: 'hello' };
+      await (await fetch(`${server.origin}/post`, init)).text();
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(span.operationName, 'POST');
+      assert.strictEqual(tag(span, 'http.method'), 'POST');
+      assert.deepStrictEqual([...headers.keys()], ['content-type', 'x-app']);
+      assert.deepStrictEqual(Object.keys(init), ['method', 'headers', 'body']);
+      const got = server.received[0];
+      assert.strictEqual(got.method, 'POST');
+      assert.strictEqual(got.headers['x-app'], 'yes');
+      assert.strictEqual(headerSpanId(got.headers['uber-trace-id']), spanId(span));
+    });
+
+    it("replaces a trace header the app set itself: the server gets one, the span's", async () => {
+      await (await fetch(`${server.origin}/`, { headers: { 'Uber-Trace-Id': 'abc:def:0:1' } })).text();
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(server.received[0].headers['uber-trace-id'], `${traceId(span)}:${spanId(span)}:0:1`);
+    });
+  });
+
+  describe('#undici.fetch / #undici.request (the undici package)', () => {
+    it('traces undici.fetch once', async () => {
+      const { parent } = await underParent(async () => (await undici.fetch(`${server.origin}/u`)).text());
+      const spans = fetchSpans();
+      assert.strictEqual(spans.length, 1);
+      assert.strictEqual(parentId(spans[0]), spanId(parent));
+      assert.strictEqual(tag(spans[0], 'http.status_code'), 200);
+      assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(spans[0]));
+    });
+
+    it('traces undici.request once, operation name the method upper case', async () => {
+      const { parent } = await underParent(async () => {
+        const res = await undici.request(`${server.origin}/r?token=hunter2`, { method: 'PUT', body: 'x' });
+        await res.body.text();
+      });
+      const [span] = fetchSpans();
+      assert.strictEqual(fetchSpans().length, 1);
+      assert.strictEqual(span.operationName, 'PUT');
+      assert.strictEqual(tag(span, 'http.url'), `${server.origin}/r?token=REDACTED`);
+      assert.strictEqual(parentId(span), spanId(parent));
+      assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(span));
+    });
+
+    it('traces global fetch over an undici package dispatcher once', async () => {
+      const agent = new undici.Agent();
+      try {
+        await underParent(async () => (await fetch(`${server.origin}/d`, { dispatcher: agent } as unknown as RequestInit)).text());
+      } finally {
+        await agent.close();
+      }
+      assert.strictEqual(fetchSpans().length, 1);
+      assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(fetchSpans()[0]));
+    });
+
+    it('subscribes once, however many times it is installed', async () => {
+      installPatches([...PATCHES], { tracer: t.tracer });
+      installPatches(['fetch'], { tracer: t.tracer });
+      await (await fetch(`${server.origin}/`)).text();
+      await waitForSpans(t, 1);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.strictEqual(t.spans().length, 1);
+      assert.strictEqual(server.received[0].headers['uber-trace-id']?.toString().includes(','), false);
+    });
+  });
+
+  describe('redirects', () => {
+    it('each hop is its own span, under the caller, carrying its own trace headers', async () => {
+      const { parent, result } = await underParent(async () => {
+        const res = await fetch(`${server.origin}/redirect/2`);
+        await res.text();
+        return res.status;
+      });
+      assert.strictEqual(result, 200);
+      const spans = fetchSpans();
+      assert.deepStrictEqual(
+        spans.map((s) => [tag(s, 'http.url'), tag(s, 'http.status_code')]),
+        [
+          [`${server.origin}/redirect/2`, 302],
+          [`${server.origin}/redirect/1`, 302],
+          [`${server.origin}/`, 200],
+        ],
+      );
+      for (const s of spans) assert.strictEqual(parentId(s), spanId(parent));
+      assert.deepStrictEqual(
+        server.received.map((r) => headerSpanId(r.headers['uber-trace-id'])),
+        spans.map(spanId),
+      );
+    });
+  });
+
+  describe('responses and the response hook', () => {
+    it('tags status >= 500 as an error, not 404', async () => {
+      await (await fetch(`${server.origin}/status/503`)).text();
+      await (await fetch(`${server.origin}/status/404`)).text();
+      const spans = await waitForSpans(t, 2);
+      const s503 = spans.find((s) => tag(s, 'http.status_code') === 503)!;
+      const s404 = spans.find((s) => tag(s, 'http.status_code') === 404)!;
+      assert.strictEqual(tag(s503, 'error'), true);
+      assert.deepStrictEqual(logs(s503)[0], { event: 'error', 'error.kind': 'http_status', message: 'HTTP 503 Service Unavailable' });
+      assert.strictEqual(tag(s404, 'error'), undefined);
+    });
+
+    it('honours isErrorStatus', async () => {
+      installPatches([...PATCHES], { tracer: t.tracer, fetch: { isErrorStatus: (s) => s >= 400 } });
+      try {
+        await (await fetch(`${server.origin}/status/404`)).text();
+        const [span] = await waitForSpans(t, 1);
+        assert.strictEqual(tag(span, 'error'), true);
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
+    });
+
+    it('calls the response hook once, before the span finishes, in the caller context', async () => {
+      const calls: Array<{ res: FetchResponseLike; current: Span | undefined }> = [];
+      setResponseHook('fetch', (res, span) => {
+        calls.push({ res, current: getCurrentSpan() });
+        span.setTag('app.type', res.headers['content-type']);
+      });
+      const { parent } = await underParent(async () => (await fetch(`${server.origin}/hooked?x=1`)).text());
+      assert.strictEqual(calls.length, 1);
+      const [{ res, current }] = calls;
+      assert.strictEqual(res.status, 200);
+      assert.strictEqual(res.statusText, 'OK');
+      assert.strictEqual(res.url, `${server.origin}/hooked?x=1`);
+      assert.strictEqual(current, parent);
+      const [span] = fetchSpans();
+      assert.strictEqual(tag(span, 'app.type'), 'application/json');
+    });
+
+    it('contains hooks that throw: the call goes on unchanged', async () => {
+      installPatches([...PATCHES], {
+        tracer: t.tracer,
+        fetch: {
+          requestHook: () => {
+            throw new Error('request hook broken');
+          },
+          responseHook: () => {
+            throw new Error('response hook broken');
+          },
+        },
+      });
+      try {
+        const res = await fetch(`${server.origin}/`);
+        assert.deepStrictEqual(await res.json(), { ok: true, path: '/' });
+        const [span] = await waitForSpans(t, 1);
+        assert.strictEqual(tag(span, 'http.status_code'), 200);
+        assert.ok(server.received[0].headers['uber-trace-id']);
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
+    });
+  });
+
+  describe('ends of a request', () => {
+    it('a small body nobody reads: the span still finishes', async () => {
+      const res = await fetch(`${server.origin}/unread`);
+      assert.strictEqual(res.status, 200);
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), undefined);
+    });
+
+    it('a large body read to the end: the span finishes when it is received', async () => {
+      const res = await fetch(`${server.origin}/big`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.strictEqual(t.spans().length, 0, 'finished before the body was received');
+      assert.strictEqual((await res.arrayBuffer()).byteLength, 8 * 1024 * 1024);
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), undefined);
+    });
+
+    it('a large body the app cancels after the headers: finished, no error', async () => {
+      const res = await fetch(`${server.origin}/big`);
+      await res.body!.cancel();
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'http.status_code'), 200);
+      assert.strictEqual(tag(span, 'error'), undefined);
+    });
+
+    it('an undici.request body destroyed after the headers: finished, no error', async () => {
+      const res = await undici.request(`${server.origin}/big`);
+      res.body.destroy();
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), undefined);
+    });
+
+    it('a response cut mid-body: finished once, as an error', async () => {
+      const res = await fetch(`${server.origin}/partial`);
+      await assert.rejects(res.text());
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'http.status_code'), 200);
+      assert.strictEqual(tag(span, 'error'), true);
+    });
+
+    it('a refused connection: error=true with its kind; the app gets the same rejection as without us', async () => {
+      const port = await closedPort();
+      const attempt = (): Promise<Error & { cause?: { code?: string } }> =>
+        fetch(`http://127.0.0.1:${port}/`).then(
+          () => assert.fail('expected a rejection'),
+          (err: Error & { cause?: { code?: string } }) => err,
+        );
+      uninstallAllPatches();
+      const plain = await attempt();
+      installPatches([...PATCHES], { tracer: t.tracer });
+      const traced = await attempt();
+      assert.strictEqual(traced.constructor, plain.constructor);
+      assert.strictEqual(traced.message, plain.message);
+      assert.strictEqual(traced.cause?.code, 'ECONNREFUSED');
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      const [log] = logs(span);
+      assert.strictEqual(log.event, 'error');
+      assert.strictEqual(log['error.kind'], 'ECONNREFUSED');
+      assert.strictEqual(log['error.object'], traced.cause);
+    });
+
+    it('an abort before the response (AbortController) is an error', async () => {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 30);
+      await assert.rejects(fetch(`${server.origin}/slow/2000`, { signal: controller.signal }), { name: 'AbortError' });
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span)[0]['error.kind'], 'AbortError');
+    });
+
+    it('a timeout (AbortSignal.timeout) is an error', async () => {
+      await assert.rejects(fetch(`${server.origin}/slow/2000`, { signal: AbortSignal.timeout(30) }), { name: 'TimeoutError' });
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span)[0]['error.kind'], 'TimeoutError');
+    });
+
+    it('an undici headersTimeout is an error', async () => {
+      const agent = new undici.Agent({ headersTimeout: 30 });
+      try {
+        await assert.rejects(undici.request(`${server.origin}/slow/2000`, { dispatcher: agent }));
+      } finally {
+        await agent.close();
+      }
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span)[0]['error.kind'], 'UND_ERR_HEADERS_TIMEOUT');
+    });
+  });
+
+  describe('hooks and options', () => {
+    it('calls the request hook before injection (baggage set there travels)', async () => {
+      installPatches([...PATCHES], {
+        tracer: t.tracer,
+        fetch: {
+          requestHook: (span, request) => {
+            span.setBaggageItem('tenant', 'acme');
+            span.setTag('req.path', `${request.method} ${request.path}`);
+            request.addHeader('x-from-hook', '1');
+          },
+        },
+      });
+      try {
+        await (await fetch(`${server.origin}/hooked`)).text();
+        const [span] = await waitForSpans(t, 1);
+        assert.strictEqual(tag(span, 'req.path'), 'GET /hooked');
+        assert.strictEqual(server.received[0].headers['uberctx-tenant'], 'acme');
+        assert.strictEqual(server.received[0].headers['x-from-hook'], '1');
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
+    });
+
+    it('with requireParentSpan and no current span: no span, no headers', async () => {
+      installPatches([...PATCHES], { tracer: t.tracer, fetch: { requireParentSpan: true } });
+      try {
+        await (await fetch(`${server.origin}/`)).text();
+        assert.strictEqual(t.spans().length, 0);
+        assert.strictEqual(server.received[0].headers['uber-trace-id'], undefined);
+        await underParent(async () => (await fetch(`${server.origin}/`)).text());
+        assert.strictEqual(fetchSpans().length, 1);
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
+    });
+
+    it('inside suppressInstrumentation: no span, no headers (global fetch and undici)', async () => {
+      await suppressInstrumentation(async () => {
+        await (await fetch(`${server.origin}/`)).text();
+        await (await undici.request(`${server.origin}/`)).body.text();
+      });
+      assert.strictEqual(t.spans().length, 0);
+      for (const r of server.received) assert.strictEqual(r.headers['uber-trace-id'], undefined);
+    });
+
+    it('puts each of 40 concurrent calls under its own parent', async () => {
+      const parents = Array.from({ length: 40 }, (_, i) => t.tracer.startSpan(`p${i}`));
+      await Promise.all(
+        parents.map((p, i) =>
+          spanInContext(p, async () => {
+            await new Promise((r) => setTimeout(r, i % 5));
+            if (i % 2) await (await fetch(`${server.origin}/c/${i}`)).text();
+            else await (await undici.request(`${server.origin}/c/${i}`)).body.text();
+          }),
+        ),
+      );
+      parents.forEach((p) => p.finish());
+      const spans = fetchSpans();
+      assert.strictEqual(spans.length, 40);
+      for (const s of spans) {
+        const i = Number(/\/c\/(\d+)/.exec(tag(s, 'http.url') as string)![1]);
+        assert.strictEqual(parentId(s), spanId(parents[i]), `call ${i} under the wrong parent`);
+      }
+      for (const r of server.received) {
+        const i = Number(/\/c\/(\d+)/.exec(r.url)![1]);
+        const child = spans.find((s) => spanId(s) === headerSpanId(r.headers['uber-trace-id']))!;
+        assert.strictEqual(parentId(child), spanId(parents[i]));
+      }
+    });
+
+    it('uninstall unsubscribes: no span, no headers', async () => {
+      uninstallAllPatches();
+      try {
+        assert.strictEqual(diagnosticsChannel.channel('undici:request:create').hasSubscribers, false);
+        await (await fetch(`${server.origin}/`)).text();
+        await new Promise((r) => setTimeout(r, 20));
+        assert.strictEqual(t.spans().length, 0);
+        assert.strictEqual(server.received[0].headers['uber-trace-id'], undefined);
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
+    });
+  });
+});
+
+describe('fetch patch with a failing tracer', () => {
+  let server: TestServer;
+  before(async () => (server = await startHttpServer()));
+  after(async () => {
+    uninstallAllPatches();
+    await server.close();
+  });
+
+  for (const method of ['startSpan', 'inject'] as const) {
+    it(`the call succeeds unchanged when tracer.${method} throws`, async () => {
+      const t = createTestTracer();
+      (t.tracer as unknown as Record<string, unknown>)[method] = () => {
+        throw new Error(`${method} broken`);
+      };
+      installPatches(['fetch'], { tracer: t.tracer });
+      try {
+        const res = await fetch(`${server.origin}/`);
+        assert.deepStrictEqual(await res.json(), { ok: true, path: '/' });
+        if (method === 'inject') await waitFor(() => t.spans().length === 1);
+      } finally {
+        uninstallAllPatches();
+        t.close();
+      }
+    });
+  }
+
+  it('the call succeeds unchanged when span.finish, span.log and span.setTag throw', async () => {
+    const t = createTestTracer();
+    const startSpan = t.tracer.startSpan.bind(t.tracer);
+    t.tracer.startSpan = ((name: string, opts?: object) => {
+      const span = startSpan(name, opts) as JaegerSpan;
+      const broken = (): never => {
+        throw new Error('span broken');
+      };
+      span.setTag = broken;
+      span.log = broken;
+      span.finish = broken;
+      return span;
+    }) as Tracer['startSpan'];
+    installPatches(['fetch'], { tracer: t.tracer });
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => {
+      uncaught.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const res = await fetch(`${server.origin}/status/503`);
+      assert.strictEqual(res.status, 503);
+      await res.text();
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepStrictEqual(uncaught, []);
+    } finally {
+      process.removeListener('uncaughtException', onUncaught);
+      uninstallAllPatches();
+      t.close();
+    }
+  });
+});
