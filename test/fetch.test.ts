@@ -474,7 +474,8 @@ describe('fetch patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish, span.log and span.setTag throw', async () => {
-    const t = createTestTracer();
+    // span.finish is broken before it records anything: nothing to account for.
+    const t = createTestTracer({ accounted: false });
     const startSpan = t.tracer.startSpan.bind(t.tracer);
     t.tracer.startSpan = ((name: string, opts?: object) => {
       const span = startSpan(name, opts) as JaegerSpan;
