@@ -10,11 +10,13 @@ import { record } from './helpers/reliability';
 import { startHttpServer, startHttpsServer, testCertificate } from './helpers/servers';
 import { createTestTracer } from './helpers/tracing';
 import { freePort, type ScenarioEnv } from './scenarios/env';
+import { axiosScenarios } from './scenarios/axios';
+import { fetchScenarios } from './scenarios/fetch';
 import { httpScenarios } from './scenarios/http';
 import type { PatchName } from '../src/options';
 
 /** The patches every instrumented run installs: all the client patches. */
-const CLIENT_PATCHES: readonly PatchName[] = ['http', 'https'];
+const CLIENT_PATCHES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch'];
 
 /** Faults a client patch can meet (`extract` is only called by the server patch). */
 const CLIENT_FAULTS: readonly Fault[] = FAULTS.filter((f) => f !== 'extract');
@@ -74,4 +76,6 @@ describe('differential equivalence: the application sees the same with and witho
 
   suite('http', () => httpScenarios(env, 'http'));
   suite('https', () => httpScenarios(env, 'https'));
+  suite('axios', () => [...axiosScenarios(env, 'http'), ...axiosScenarios(env, 'fetch')]);
+  suite('fetch', () => [...fetchScenarios(env, 'global fetch'), ...fetchScenarios(env, 'undici.fetch')]);
 });

@@ -116,6 +116,24 @@ export function describeError(err: unknown, depth = 0): ErrorShape | string {
   return shape;
 }
 
+/**
+ * Counts microtask turns from now on, up to `cap`: `ticks()` says how many
+ * have run. A promise that settles without I/O settles after an exact,
+ * reproducible number of turns, so an extra `.then` or `await` added by the
+ * instrumentation shows up as a different count. Anything that waits for I/O
+ * settles after all `cap` turns (microtasks always run before I/O callbacks),
+ * so it reads `cap` every time.
+ */
+export function microtaskClock(cap = 64): () => number {
+  let n = 0;
+  const tick = (): void => {
+    n++;
+    if (n < cap) queueMicrotask(tick);
+  };
+  queueMicrotask(tick);
+  return () => n;
+}
+
 /** What the application observed, in order. */
 export class Recorder {
   readonly events: unknown[] = [];
@@ -144,14 +162,18 @@ export class Recorder {
 
   /** Awaits `promise`, recording its outcome (`detail` maps a result to what is compared). */
   async settle<T>(where: string, promise: Promise<T>, detail?: (value: T) => unknown): Promise<T | undefined> {
-    try {
-      const value = await promise;
-      this.event(`${where}:resolved`, detail ? detail(value) : undefined);
-      return value;
-    } catch (err) {
-      this.error(`${where}:rejected`, err);
-      return undefined;
-    }
+    const ticks = microtaskClock();
+    return promise.then(
+      (value) => {
+        this.event(`${where}:resolved`, { ticks: ticks(), value: detail ? detail(value) : undefined });
+        return value;
+      },
+      (err: unknown) => {
+        this.error(`${where}:rejected`, err);
+        this.event(`${where}:rejected after`, { ticks: ticks() });
+        return undefined;
+      },
+    );
   }
 }
 
