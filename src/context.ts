@@ -109,3 +109,12 @@ export function activeOuterClient(): OuterClient | undefined {
 export function bindToCurrentContext<F extends (...args: never[]) => unknown>(fn: F): F {
   return AsyncLocalStorage.bind(fn);
 }
+
+/**
+ * Internal: runs `fn` in a context captured earlier with `currentStore()`
+ * (`undefined`: outside any), for work a library queued and runs later from
+ * someone else's context.
+ */
+export function runInStore<T>(store: ContextStore | undefined, fn: () => T): T {
+  return store === undefined ? storage.exit(fn) : storage.run(store, fn);
+}

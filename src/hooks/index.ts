@@ -4,7 +4,7 @@
  */
 import type { Instrumentation } from '../patcher';
 import { axiosClient } from './axios';
-import { fetchClient } from './fetch';
+import { fetchClient, undiciDispatchers } from './fetch';
 import { httpClient, httpsClient } from './http';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
@@ -12,4 +12,5 @@ export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpsClient,
   axiosClient,
   fetchClient,
+  undiciDispatchers,
 ] as ReadonlyArray<Instrumentation<never>>;
