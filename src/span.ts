@@ -8,6 +8,7 @@ import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span } from 'opentracing';
 import { BAGGAGE_LIMIT, LOG, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed } from './context';
 import { logOnce } from './logger';
+import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
 import { isBaggageHeader } from './propagation';
 
@@ -128,16 +129,59 @@ function errorKind(err: unknown): string {
 }
 
 /** Marks `span` as failed: `error`=`true` and the error log of the OpenTracing conventions. */
+/**
+ * The `error.object` field: the error for whoever reads it in the process
+ * (an object whose prototype is the error: `instanceof`, `code`, `response`
+ * read through), but with its message and stack redacted and serialized as
+ * `{ name, message, code, stack }` only. Tracers serialize object fields with
+ * `JSON.stringify` (jaeger-client's thrift.js): the error's own fields would
+ * reach the backend, and they hold secrets (an AxiosError's `config` has the
+ * URL and the Authorization header; Node's ERR_INVALID_URL has `input`).
+ */
+function errorObjectField(err: unknown, message: string, stack: string | undefined, depth = 0): unknown {
+  if (err === null || (typeof err !== 'object' && typeof err !== 'function')) return typeof err === 'string' ? message : err;
+  const e = err as { name?: unknown; code?: unknown; cause?: unknown };
+  const summary = {
+    name: typeof e.name === 'string' ? e.name : undefined,
+    message,
+    code: typeof e.code === 'string' || typeof e.code === 'number' ? e.code : undefined,
+    stack,
+  };
+  const field = Object.create(err as object) as object;
+  // Own values for what readers ask most: some errors' accessors (DOMException's
+  // `name`, `code`) refuse any `this` but the error itself.
+  Object.defineProperties(field, {
+    name: { value: summary.name, configurable: true },
+    code: { value: summary.code, configurable: true },
+    message: { value: message, configurable: true },
+    stack: { value: stack, configurable: true },
+    toJSON: { value: () => summary, configurable: true },
+  });
+  // util.inspect shows an error's `cause` (found through the prototype): the same treatment for it.
+  if ('cause' in (err as object)) {
+    const cause = e.cause as { message?: unknown; stack?: unknown } | null | undefined;
+    const causeMessage = redactText(typeof cause?.message === 'string' ? cause.message : String(cause));
+    const causeStack = typeof cause?.stack === 'string' ? redactText(cause.stack) : undefined;
+    Object.defineProperty(field, 'cause', {
+      value: depth < 3 ? errorObjectField(cause, causeMessage, causeStack, depth + 1) : causeMessage,
+      configurable: true,
+    });
+  }
+  return field;
+}
+
 export function tagError(span: Span, err: unknown): void {
   try {
     span.setTag(TAG.ERROR, true);
     const e = err as { message?: unknown; stack?: unknown } | null | undefined;
+    const message = redactText(typeof e?.message === 'string' ? e.message : String(err));
+    const stack = typeof e?.stack === 'string' ? redactText(e.stack) : undefined;
     span.log({
       [LOG.EVENT]: LOG.ERROR_EVENT,
       [LOG.ERROR_KIND]: errorKind(err),
-      [LOG.ERROR_OBJECT]: err,
-      [LOG.MESSAGE]: typeof e?.message === 'string' ? e.message : String(err),
-      [LOG.STACK]: typeof e?.stack === 'string' ? e.stack : undefined,
+      [LOG.ERROR_OBJECT]: errorObjectField(err, message, stack),
+      [LOG.MESSAGE]: message,
+      [LOG.STACK]: stack,
     });
   } catch (logErr) {
     logOnce('tagError', 'could not tag an error on a span', logErr);

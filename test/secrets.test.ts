@@ -1,9 +1,13 @@
 import assert from 'assert';
+import axios from 'axios';
 import * as http from 'http';
+import * as undici from 'undici';
+import type { Span } from 'opentracing';
 import { spanInContext } from '../src';
+import { tagError } from '../src/span';
 import { CANARY, findSecret } from './helpers/canary';
 import { startHttpServer, type TestServer } from './helpers/servers';
-import { createTestTracer, useTracing, waitForSpans } from './helpers/tracing';
+import { createTestTracer, logs, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
 
 describe('secrets stay out of spans', () => {
   describe('the canary scanner itself', () => {
@@ -17,6 +21,47 @@ describe('secrets stay out of spans', () => {
       assert.deepStrictEqual(findSecret(span), ['tag k', 'log[0] error.object']);
       assert.deepStrictEqual(findSecret({ operationName: `GET ${CANARY}` }), ['operationName']);
       assert.deepStrictEqual(findSecret({ operationName: 'GET', _tags: [{ key: 'a', value: 'b' }] }), []);
+      t.close();
+    });
+  });
+
+  describe('error logs', () => {
+    it('the error.object field stands for the error in the process but serializes without its fields', () => {
+      const t = createTestTracer({ accounted: false });
+      const err = Object.assign(new Error(`Failed to parse URL from http://u:${CANARY}@h/?token=${CANARY}&x=1`), {
+        code: 'E_X',
+        config: { headers: { authorization: `Bearer ${CANARY}` } },
+      });
+      const span = t.tracer.startSpan('op') as unknown as Parameters<typeof findSecret>[0];
+      tagError(span as unknown as Span, err);
+      const [log] = logs(span as unknown as JaegerSpan);
+      const field = log['error.object'] as Error & { config?: unknown };
+      assert.strictEqual(Object.getPrototypeOf(field), err);
+      assert.ok(field instanceof Error);
+      assert.strictEqual(field.config, err.config, 'in the process, the error reads through');
+      assert.strictEqual(log.message, 'Failed to parse URL from http://REDACTED@h/?token=REDACTED&x=1');
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(field)), { name: 'Error', code: 'E_X', message: log.message, stack: log.stack });
+      assert.deepStrictEqual(findSecret(span), []);
+      t.close();
+    });
+
+    it('errors whose accessors check their receiver (DOMException) stay readable', () => {
+      const t = createTestTracer({ accounted: false });
+      const span = t.tracer.startSpan('op');
+      const err = new DOMException('This operation was aborted', 'AbortError');
+      tagError(span, err);
+      const field = logs(span as unknown as JaegerSpan)[0]['error.object'] as DOMException;
+      assert.strictEqual(field.name, 'AbortError');
+      assert.strictEqual(field.code, 20);
+      assert.strictEqual(String(field), 'AbortError: This operation was aborted');
+      t.close();
+    });
+
+    it('a cause is shown redacted too', () => {
+      const t = createTestTracer({ accounted: false });
+      const span = t.tracer.startSpan('op');
+      tagError(span, new Error('fetch failed', { cause: new TypeError(`bad http://x/?sig=${CANARY}`) }));
+      assert.deepStrictEqual(findSecret(span as unknown as Parameters<typeof findSecret>[0]), []);
       t.close();
     });
   });
@@ -69,5 +114,58 @@ describe('secrets stay out of spans', () => {
       const [span] = await waitForSpans(t, 1);
       assert.deepStrictEqual(findSecret(span), []);
     });
+  });
+});
+
+describe('secrets stay out of spans: axios and fetch', () => {
+  const t = useTracing(['http', 'https', 'axios', 'fetch']);
+  let server: TestServer;
+  before(async () => (server = await startHttpServer()));
+  after(() => server.close());
+
+  const secretQuery = `token=${CANARY}&password=${CANARY}&sig=${CANARY}&api_key=${CANARY}&access_token=${CANARY}`;
+  const paths = ['/ok', '/status/500', '/status/404', '/destroy'];
+
+  /** Settles, whatever the outcome: errors are part of what is scanned. */
+  async function settle(p: Promise<unknown>): Promise<void> {
+    await p.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  it('axios: userinfo, secret query values, Authorization, auth option, in success and error spans (both adapters)', async () => {
+    const parent = t.tracer.startSpan('parent');
+    await spanInContext(parent, async () => {
+      for (const adapter of ['http', 'fetch'] as const) {
+        for (const path of paths) {
+          await settle(axios.get(`${server.origin}${path}?${secretQuery}`, { adapter, headers: { authorization: `Bearer ${CANARY}`, cookie: `s=${CANARY}` } }));
+          await settle(axios.get(`${server.origin}${path}`, { adapter, auth: { username: 'u', password: CANARY }, params: { token: CANARY } }));
+          if (adapter === 'http') await settle(axios.get(`http://u:${CANARY}@127.0.0.1:${server.port}${path}`, { adapter }));
+        }
+        await settle(axios.get(`${server.origin}/slow/2000?token=${CANARY}`, { adapter, timeout: 20, headers: { authorization: `Bearer ${CANARY}` } }));
+        await settle(axios.get(`http://exa mple.com/?token=${CANARY}`, { adapter, headers: { authorization: `Bearer ${CANARY}` } }));
+      }
+    });
+    parent.finish();
+    const spans = t.spans().filter((s) => s.operationName !== 'parent');
+    assert.ok(spans.length >= 20, `${spans.length} spans`);
+    for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
+  });
+
+  it('fetch and undici: secret query values and Authorization, in success and error spans', async () => {
+    const parent = t.tracer.startSpan('parent');
+    await spanInContext(parent, async () => {
+      for (const path of paths) {
+        await settle(fetch(`${server.origin}${path}?${secretQuery}`, { headers: { authorization: `Bearer ${CANARY}` } }).then((r) => r.text()));
+        await settle(undici.request(`${server.origin}${path}?${secretQuery}`, { headers: { authorization: `Bearer ${CANARY}` } }).then((r) => r.body.text()));
+      }
+      await settle(fetch(`${server.origin}/slow/2000?token=${CANARY}`, { signal: AbortSignal.timeout(20) }));
+      await settle(fetch(`http://u:${CANARY}@127.0.0.1:${server.port}/`));
+    });
+    parent.finish();
+    const spans = t.spans().filter((s) => s.operationName !== 'parent');
+    assert.ok(spans.length >= 8, `${spans.length} spans`);
+    for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
   });
 });

@@ -212,3 +212,12 @@ export function useTracing(
   });
   return t;
 }
+
+/**
+ * The error an `error.object` log field stands for: the field is an object
+ * whose prototype is the very error the application got (with its message,
+ * stack and serialization redacted, see `tagError` in src/span.ts).
+ */
+export function errorBehind(field: unknown): unknown {
+  return field !== null && typeof field === 'object' ? Object.getPrototypeOf(field) : field;
+}
