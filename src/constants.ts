@@ -67,3 +67,16 @@ export const BAGGAGE_LIMIT = {
   MAX_ITEMS: 64,
   MAX_BYTES: 8192,
 } as const;
+
+/** Server spans (src/server.ts, src/hooks/http-server.ts). */
+export const SERVER = {
+  /** `error.kind` of a span marked failed by its HTTP status (as the http client patch logs it). */
+  HTTP_STATUS_ERROR_KIND: 'http_status',
+  /** Log event of a request whose connection closed before the response was complete. */
+  ABORTED_EVENT: 'aborted',
+  /** `component` of the spans the middlewares start. */
+  COMPONENT_EXPRESS: 'express',
+  COMPONENT_KOA: 'koa',
+  /** The Jaeger trace-context header, checked for well-formedness before extraction. */
+  JAEGER_CONTEXT_HEADER: 'uber-trace-id',
+} as const;

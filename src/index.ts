@@ -2,6 +2,10 @@
 export { installAllPatches, installPatches, uninstallAllPatches } from './patcher';
 export { getCurrentSpan, setCurrentSpanFunc, spanInContext, suppressInstrumentation } from './context';
 export { setResponseHook } from './options';
+export { beforeRequest, expressMiddleware, koaMiddleware, serverSpanOf } from './server';
+export type { BeforeRequestOptions, ConnectMiddleware, IncomingRequestLike, KoaContextLike, KoaMiddleware } from './server';
+export { traced } from './traced';
+export type { TracedDecorator, TracedOptions } from './traced';
 export type {
   AxiosOptions,
   AxiosRequestConfigLike,

@@ -3,7 +3,7 @@
  * every call (so `setResponseHook` and a tracer registered after install take
  * effect at once).
  */
-import type { ClientRequest, IncomingMessage } from 'http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'http';
 import { globalTracer, type Span, type Tracer } from 'opentracing';
 import { compilePropagationRules, type PropagationRules } from './propagation';
 
@@ -110,8 +110,48 @@ export type PgOptions = PatchOptions;
 /** Options of the `ioredis` patch. */
 export type IoredisOptions = PatchOptions;
 
-/** Options of the `http-server` patch. */
-export type HttpServerOptions = PatchOptions;
+/**
+ * Options of the `http-server` patch (server spans for incoming requests of
+ * `http` and `https` servers), also taken by `expressMiddleware` and
+ * `koaMiddleware`. `requestHook(span, req)` runs when the server span has
+ * started, before the application's handler; `responseHook(res, span)` when
+ * the response has finished (or the connection closed), before the span finishes.
+ */
+export interface HttpServerOptions extends PatchOptions<IncomingMessage, ServerResponse> {
+  /**
+   * When true, only requests that carry a trusted trace context get a server
+   * span; the others are not traced at all (nor the calls they make, unless
+   * those patches start traces of their own). Default: false (such a request
+   * starts a new trace).
+   */
+  requireParentSpan?: boolean;
+  /**
+   * Requests that get no span at all (health checks, metrics scrapes): an
+   * exact path (`'/healthz'`) or a RegExp, matched against the request path
+   * without its query string. Default: none.
+   */
+  ignorePaths?: ReadonlyArray<string | RegExp>;
+  /**
+   * Requests that get no span at all, as a predicate; one that throws counts
+   * as false. Default: none.
+   */
+  ignore?: ((req: IncomingMessage) => boolean) | null;
+  /**
+   * Whether to continue the trace of the caller (its `uber-trace-id`,
+   * `jaeger-debug-id`, baggage). When it says no, the request starts a new
+   * trace and nothing the caller sent (sampling flag, debug id, baggage)
+   * reaches the span or the calls made under it. A predicate that throws
+   * counts as false. Default: true (every caller is trusted).
+   */
+  trustIncomingContext?: boolean | ((req: IncomingMessage) => boolean);
+  /**
+   * Request headers that name the calling service, first one present wins;
+   * its value becomes `peer.service`. Default: none (`[]`).
+   */
+  callerNameHeaders?: readonly string[];
+  /** Which response statuses mark the server span as an error. Default: `status >= 500`. */
+  isErrorStatus?: (status: number) => boolean;
+}
 
 /** Options of `installAllPatches` / `installPatches`. */
 export interface InstrumentationOptions {

@@ -55,9 +55,11 @@ describe('the published package (npm pack, installed into an app)', function () 
         JAEGER_AGENT_PORT: String(agent.port),
       });
       assert.strictEqual(run.code, 0, run.stderr);
-      const spans = await agent.waitForSpans(2);
+      const spans = await agent.waitForSpans(4);
       assert.deepStrictEqual([...new Set(spans.map((s) => s.serviceName))], ['packed-app']);
-      assert.deepStrictEqual(spans.map((s) => s.operationName), ['GET', 'GET']);
+      assert.deepStrictEqual(spans.map((s) => s.operationName), ['GET', 'GET', 'GET', 'GET']);
+      // a client span per call, and a server span (http-server) for each request the app's own server took
+      assert.deepStrictEqual(spans.map((s) => s.tags['span.kind']).sort(), ['client', 'client', 'server', 'server']);
     } finally {
       await agent.close();
     }

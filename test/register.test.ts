@@ -20,11 +20,20 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     const run = await runApp(agentEnv());
     assert.strictEqual(run.code, 0, run.stderr);
     assert.ok(run.ms < 10000, `took ${run.ms} ms to exit`);
-    const spans = await agent.waitForSpans(2);
+    const spans = await agent.waitForSpans(4);
     assert.strictEqual(agent.errors.length, 0);
-    assert.strictEqual(spans.length, 2);
-    const [one, two] = spans.sort((a, b) => a.startTime - b.startTime);
-    for (const s of spans) {
+    assert.strictEqual(spans.length, 4, 'a client span per call, a server span per request');
+    const clients = spans.filter((s) => s.tags['span.kind'] === 'client');
+    const [one, two] = clients.sort((a, b) => a.startTime - b.startTime);
+    // The app's own server (http-server patch) continues each call's trace.
+    for (const client of [one, two]) {
+      const server = spans.find((s) => s.tags['span.kind'] === 'server' && s.parentSpanId === client.spanId);
+      assert.ok(server, `no server span under client span ${client.spanId}`);
+      assert.strictEqual(server.traceId, client.traceId);
+      assert.strictEqual(server.operationName, 'GET');
+      assert.strictEqual(server.tags['http.status_code'], 200);
+    }
+    for (const s of clients) {
       assert.strictEqual(s.serviceName, 'fixture-plain-app', 'service name from package.json');
       assert.strictEqual(s.operationName, 'GET');
       assert.strictEqual(s.tags['span.kind'], 'client');
@@ -51,8 +60,8 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
   it('flushes the spans on SIGTERM and still dies by the signal', async () => {
     const run = await runApp(agentEnv({ STAY: '1', JAEGER_REPORTER_FLUSH_INTERVAL: '60000' }), 'SIGTERM');
     assert.strictEqual(run.signal, 'SIGTERM');
-    const spans = await agent.waitForSpans(2);
-    assert.strictEqual(spans.length, 2);
+    const spans = await agent.waitForSpans(4);
+    assert.strictEqual(spans.length, 4);
   });
 
   it('OPENTRACING_INSTRUMENTATION_DISABLE turns chosen patches off', async () => {
@@ -60,7 +69,14 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     assert.strictEqual(run.code, 0);
     assert.match(run.stderr, /unknown patch name 'nonsense' ignored/);
     await new Promise((r) => setTimeout(r, 300));
-    assert.strictEqual(agent.spans.length, 0);
+    // No client spans; the server spans (http-server is still on) start their own traces.
+    assert.deepStrictEqual(
+      agent.spans.map((s) => [s.tags['span.kind'], s.parentSpanId]),
+      [
+        ['server', '0'],
+        ['server', '0'],
+      ],
+    );
     const { seen } = JSON.parse(run.stdout) as { seen: string[] };
     assert.deepStrictEqual(seen, ['', '']);
   });
@@ -68,9 +84,13 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
   it('an ES module app importing named functions from node:http is traced too', async () => {
     const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'app.mjs'));
     assert.strictEqual(run.code, 0, run.stderr);
-    const [span] = await agent.waitForSpans(1);
+    const spans = await agent.waitForSpans(2);
+    // the client span, and the server span of the app's own server (http-server) under it
+    const span = spans.find((s) => s.tags['span.kind'] === 'client')!;
+    const server = spans.find((s) => s.tags['span.kind'] === 'server')!;
     assert.strictEqual(span.serviceName, 'fixture-esm-app');
     assert.strictEqual(span.operationName, 'GET');
+    assert.strictEqual(server.parentSpanId, span.spanId);
     const { seen } = JSON.parse(run.stdout) as { seen: string[] };
     assert.strictEqual(seen[0].split(':')[1], span.spanId);
   });
@@ -78,8 +98,8 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
   it('an ES module app that installs in code after importing named functions from node:http', async () => {
     const run = await runApp(agentEnv(), undefined, path.join(__dirname, 'fixtures', 'esm-app', 'in-code.mjs'), false);
     assert.strictEqual(run.code, 0, run.stderr);
-    const spans = await agent.waitForSpans(2);
-    const get = spans.find((s) => s.operationName === 'GET');
+    const spans = await agent.waitForSpans(3);
+    const get = spans.find((s) => s.operationName === 'GET' && s.tags['span.kind'] === 'client');
     const parent = spans.find((s) => s.operationName === 'parent');
     assert.ok(get && parent, JSON.stringify(spans.map((s) => s.operationName)));
     assert.strictEqual(get.parentSpanId, parent.spanId);

@@ -6,10 +6,13 @@ import type { Instrumentation } from '../patcher';
 import { axiosClient } from './axios';
 import { fetchClient, undiciDispatchers } from './fetch';
 import { httpClient, httpsClient } from './http';
+import { httpServer, httpsServer } from './http-server';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpClient,
   httpsClient,
+  httpServer,
+  httpsServer,
   axiosClient,
   fetchClient,
   undiciDispatchers,

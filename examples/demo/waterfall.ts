@@ -1,0 +1,137 @@
+/**
+ * Renders the spans of one trace as an indented waterfall for a terminal:
+ *
+ *   GET                 demo-frontend │████████████████████████│ 31.2 ms  http.status_code=200 ...
+ *   ├─ redis:GET        demo-frontend │█                       │  0.6 ms  db.statement="GET ..."
+ *   └─ GET              demo-frontend │   ██████████           │ 12.0 ms  component=axios ...
+ *      └─ GET /profile  demo-backend  │    ████████            │  9.1 ms  ...
+ *
+ * Children are ordered by start time; a span whose parent is not in the
+ * trace is shown as a root.
+ */
+import type { ReceivedSpan } from '../../tools/jaeger-agent';
+
+export interface RenderOptions {
+  /** ANSI colours. */
+  color: boolean;
+  /** Width of the duration bar, in characters. */
+  barWidth?: number;
+}
+
+interface Node {
+  span: ReceivedSpan;
+  children: Node[];
+}
+
+const HIDDEN_TAGS = new Set(['span.kind', 'sampler.type', 'sampler.param', 'internal.span.format']);
+
+function ms(us: number): string {
+  const v = us / 1000;
+  if (v < 1) return '<1 ms'; // jaeger-client's clock counts whole milliseconds
+  return `${Number.isInteger(v) || v >= 100 ? Math.round(v) : v.toFixed(1)} ms`;
+}
+
+function quote(value: string | number | boolean, max = 70): string {
+  const s = String(value);
+  const cut = s.length > max ? `${s.slice(0, max - 1)}…` : s;
+  return typeof value === 'string' && /\s/.test(cut) ? `"${cut}"` : cut;
+}
+
+/** The few tags that say what a span did. */
+function keyTags(span: ReceivedSpan): string[] {
+  const t = span.tags;
+  const out: string[] = [];
+  const add = (key: string): void => {
+    if (t[key] !== undefined) out.push(`${key}=${quote(t[key])}`);
+  };
+  if (t['span.kind'] === 'client' && t.component !== undefined) add('component');
+  add('http.status_code');
+  if (t['db.statement'] !== undefined) add('db.statement');
+  else add('http.url');
+  for (const key of Object.keys(t)) {
+    if (out.length >= 4) break;
+    if (HIDDEN_TAGS.has(key) || key === 'error' || key.startsWith('peer.') || key.startsWith('db.') || key.startsWith('http.')) continue;
+    if (key === 'component' || key === 'jaeger-debug-id') continue;
+    add(key);
+  }
+  return out;
+}
+
+function errorNote(span: ReceivedSpan): string | undefined {
+  if (span.tags.error !== true) return undefined;
+  const log = span.logs.find((l) => l.event === 'error');
+  const message = log?.message ?? log?.['error.kind'];
+  return message !== undefined ? `ERROR ${quote(String(message), 60)}` : 'ERROR';
+}
+
+function buildTree(spans: ReceivedSpan[]): Node[] {
+  const nodes = new Map<string, Node>();
+  for (const span of spans) nodes.set(span.spanId, { span, children: [] });
+  const roots: Node[] = [];
+  for (const node of nodes.values()) {
+    const parent = node.span.parentSpanId !== '0' ? nodes.get(node.span.parentSpanId) : undefined;
+    if (parent && parent !== node) parent.children.push(node);
+    else roots.push(node);
+  }
+  const byStart = (a: Node, b: Node): number => a.span.startTime - b.span.startTime;
+  for (const node of nodes.values()) node.children.sort(byStart);
+  return roots.sort(byStart);
+}
+
+interface Row {
+  prefix: string;
+  span: ReceivedSpan;
+}
+
+function flatten(nodes: Node[], lead: string, rows: Row[], top: boolean): void {
+  nodes.forEach((node, i) => {
+    const last = i === nodes.length - 1;
+    rows.push({ prefix: top ? '' : `${lead}${last ? '└─ ' : '├─ '}`, span: node.span });
+    flatten(node.children, top ? '' : `${lead}${last ? '   ' : '│  '}`, rows, false);
+  });
+}
+
+const PALETTE = [36, 35, 33, 32, 34]; // cyan, magenta, yellow, green, blue
+
+/** The waterfall of one trace, as lines of text. */
+export function renderTrace(spans: ReceivedSpan[], options: RenderOptions): string[] {
+  if (spans.length === 0) return [];
+  const c = (code: number | string, s: string): string => (options.color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const width = options.barWidth ?? 32;
+  const start = Math.min(...spans.map((s) => s.startTime));
+  const end = Math.max(...spans.map((s) => s.startTime + s.duration));
+  const total = Math.max(end - start, 1);
+  const rows: Row[] = [];
+  flatten(buildTree(spans), '', rows, true);
+  const services = [...new Set(spans.map((s) => s.serviceName))];
+  const nameWidth = Math.max(...rows.map((r) => r.prefix.length + r.span.operationName.length));
+  const serviceWidth = Math.max(...services.map((s) => s.length));
+  return rows.map(({ prefix, span }) => {
+    const from = Math.min(width - 1, Math.floor(((span.startTime - start) / total) * width));
+    const len = Math.max(1, Math.min(width - from, Math.round((span.duration / total) * width)));
+    const bar = `${' '.repeat(from)}${'█'.repeat(len)}${' '.repeat(width - from - len)}`;
+    const colour = PALETTE[services.indexOf(span.serviceName) % PALETTE.length];
+    const failed = errorNote(span);
+    const name = `${prefix}${span.operationName}`.padEnd(nameWidth);
+    const tagText = keyTags(span).join('  ');
+    return [
+      c(span.tags['span.kind'] === 'server' ? 1 : 0, name),
+      c(colour, span.serviceName.padEnd(serviceWidth)),
+      `│${c(failed ? 31 : colour, bar)}│`,
+      `${ms(span.duration).padStart(7)} `,
+      failed ? `${c(31, failed)}  ${c(2, tagText)}` : c(2, tagText),
+    ].join(' ');
+  });
+}
+
+/** Groups spans by trace, the traces in the order they started. */
+export function groupByTrace(spans: ReceivedSpan[]): ReceivedSpan[][] {
+  const traces = new Map<string, ReceivedSpan[]>();
+  for (const span of spans) {
+    let list = traces.get(span.traceId);
+    if (list === undefined) traces.set(span.traceId, (list = []));
+    list.push(span);
+  }
+  const first = (list: ReceivedSpan[]): number => Math.min(...list.map((s) => s.startTime));
+  return [...traces.values()].sort((a, b) => first(a) - first(b));
+}
