@@ -39,7 +39,10 @@ export function startClientSpanWithParent(
   if (isSuppressed()) return undefined;
   if (parent === undefined && optionsOf(patch).requireParentSpan === true) return undefined;
   try {
-    return getTracer().startSpan(operationName, { childOf: parent, tags: tags as Record<string, unknown> | undefined });
+    // A no-op parent carries no context; as a reference it only costs
+    // (OpenTracing's Tracer.startSpan turns childOf into a Reference and deletes the key).
+    const childOf = parent !== undefined && parent.constructor !== NoopSpan ? parent : undefined;
+    return getTracer().startSpan(operationName, { childOf, tags: tags as Record<string, unknown> | undefined });
   } catch (err) {
     logOnce(`startSpan:${patch}`, `tracer.startSpan threw in the ${patch} patch; the call goes on untraced`, err);
     return undefined;

@@ -6,6 +6,8 @@
  * - with no sampler configured, every trace is sampled (jaeger-client's own
  *   default is a remote sampler polling an agent that may not be there);
  * - its timers and its UDP socket do not keep the process alive;
+ * - its UDP reporter queues finished spans and encodes them in its flush
+ *   (src/reporter.ts), not inside `span.finish()`;
  * - its own traffic (HTTP collector, sampling and throttling polls) is never traced;
  * - buffered spans are flushed when the process ends (the loop empties,
  *   SIGINT, SIGTERM), without delaying the exit by more than the flush.
@@ -14,6 +16,8 @@ import * as jaeger from 'jaeger-client';
 import { globalTracer, initGlobalTracer, Span as NoopSpan, type Tracer } from 'opentracing';
 import { suppressInstrumentation } from './context';
 import { logOnce } from './logger';
+import type { JaegerReporterInternals } from './internal-types';
+import { queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
 
 export type JaegerConfig = jaeger.TracingConfig;
 export type JaegerOptions = jaeger.TracingOptions;
@@ -112,6 +116,8 @@ function tame(tracer: JaegerTracer): JaegerTracer {
             return suppressInstrumentation(() => flush.apply(this, args));
           };
         }
+        // Spans are queued by report() and encoded in the flush, off the application's path.
+        queueReports(reporter as unknown as JaegerReporterInternals);
       }
     }
     unrefTimers(t._sampler);
@@ -138,7 +144,9 @@ let exitHandlersInstalled = false;
  * registers it as the OpenTracing global tracer and returns it.
  */
 export function initTracer(config: JaegerConfig, options?: JaegerOptions): JaegerTracer {
-  const tracer = suppressInstrumentation(() => jaeger.initTracer(withDefaults(config, false), options ?? {}));
+  const tracer = suppressInstrumentation(() =>
+    withQueuedUdpSender(() => jaeger.initTracer(withDefaults(config, false), options ?? {})),
+  );
   return adopt(tame(tracer));
 }
 
@@ -148,7 +156,9 @@ export function initTracer(config: JaegerConfig, options?: JaegerOptions): Jaege
  * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...).
  */
 export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions): JaegerTracer {
-  const tracer = suppressInstrumentation(() => jaeger.initTracerFromEnv(withDefaults(config, true), options ?? {}));
+  const tracer = suppressInstrumentation(() =>
+    withQueuedUdpSender(() => jaeger.initTracerFromEnv(withDefaults(config, true), options ?? {})),
+  );
   return adopt(tame(tracer));
 }
 
@@ -172,7 +182,7 @@ export function isGlobalTracerRegistered(): boolean {
 function pendingSpans(tracer: JaegerTracer): number {
   let n = 0;
   for (const reporter of reportersOf((tracer as unknown as JaegerTracerInternals)._reporter)) {
-    n += reporter._sender?._batch?.spans?.length ?? 0;
+    n += (reporter._sender?._batch?.spans?.length ?? 0) + queuedSpans(reporter);
   }
   return n;
 }

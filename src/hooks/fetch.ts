@@ -24,6 +24,7 @@
  * the axios span is the span of the call: no span here, its context on every hop.
  */
 import type * as diagnosticsChannel from 'diagnostics_channel';
+import { Span as NoopSpan } from 'opentracing';
 import type { Span } from 'opentracing';
 import { TAG } from '../constants';
 import { activeOuterClient, bindToCurrentContext, currentStore, isSuppressed, runInStore, type ContextStore } from '../context';
@@ -188,6 +189,14 @@ function onCreate(message: unknown): void {
     const span = startClientSpan(COMPONENT, method);
     if (span === undefined) return;
     const options = optionsOf(COMPONENT);
+    // Nothing will be recorded on this span (a no-op tracer, or an unsampled
+    // trace whose sampling is final) and no hook will see it: propagate its
+    // context and finish it now; the response is not followed.
+    if (!isRecording(span) && !options.requestHook && !options.responseHook) {
+      if (span.constructor !== NoopSpan) inject(span, request, parsed);
+      finishSpan(span);
+      return;
+    }
     // undici publishes the response from the socket's context, not the caller's: the hook gets the caller's back.
     const runInCaller = typeof options.responseHook === 'function' ? bindToCurrentContext(runFn) : undefined;
     traced.set(request, { span, runInCaller, url, responded: false, finished: false });

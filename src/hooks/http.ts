@@ -11,6 +11,7 @@
 import { errorMonitor } from 'events';
 import type * as http from 'http';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'http';
+import { Span as NoopSpan } from 'opentracing';
 import type { Span } from 'opentracing';
 import { TAG } from '../constants';
 import { activeOuterClient, isSuppressed } from '../context';
@@ -203,13 +204,15 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
   });
 }
 
+/** The application's call as it asked for it. */
+function callOriginal(original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
+  const req = original.apply(self, args as unknown as Parameters<RequestFn>);
+  if (end) req.end();
+  return req;
+}
+
 function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
-  const callOriginal = (): ClientRequest => {
-    const req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    if (end) req.end();
-    return req;
-  };
-  if (isSuppressed()) return callOriginal();
+  if (isSuppressed()) return callOriginal(original, self, args, end);
 
   let callerOpts: RequestOptions | undefined;
   let early = false;
@@ -218,7 +221,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
     early = headersRenderedEarly(callerOpts);
   } catch (err) {
     logOnce(`${component}:args`, 'could not read the request arguments; untraced', err);
-    return callOriginal();
+    return callOriginal(original, self, args, end);
   }
 
   // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
@@ -239,7 +242,14 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
   const options = optionsOf(component);
   const method = (callerOpts?.method ?? 'GET').toUpperCase();
   const span = startClientSpan(component, method);
-  if (span === undefined) return callOriginal();
+  if (span === undefined) return callOriginal(original, self, args, end);
+
+  // Nothing will be recorded on this span (a no-op tracer, or an unsampled
+  // trace whose sampling is final) and no hook will see it: propagate its
+  // context and finish it now, without following the request.
+  if (!isRecording(span) && !options.requestHook && !options.responseHook) {
+    return untracedRequest(component, original, self, args, end, span, callerOpts, early);
+  }
 
   let req: ClientRequest;
   try {
@@ -270,6 +280,41 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
     logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);
     finishSpan(span);
   }
+  if (end) req.end();
+  return req;
+}
+
+/** The request of a span that records nothing: trace headers only, the span finished at once. */
+function untracedRequest(
+  component: Component,
+  original: RequestFn,
+  self: unknown,
+  args: IArguments,
+  end: boolean,
+  span: Span,
+  callerOpts: RequestOptions | undefined,
+  early: boolean,
+): ClientRequest {
+  // OpenTracing's no-op span has no context to propagate.
+  const propagate = span.constructor !== NoopSpan;
+  let req: ClientRequest;
+  try {
+    if (early && propagate) {
+      const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
+      req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
+    } else {
+      req = original.apply(self, args as unknown as Parameters<RequestFn>);
+    }
+  } catch (err) {
+    finishSpan(span, err);
+    throw err;
+  }
+  try {
+    if (propagate && !early) injectHttpHeaders(span, req.host, (name, value) => req.setHeader(name, value));
+  } catch (err) {
+    logOnce(`${component}:inject`, 'could not propagate the trace context of a request', err);
+  }
+  finishSpan(span);
   if (end) req.end();
   return req;
 }

@@ -1,0 +1,186 @@
+/**
+ * The instrumented modes, each able to switch its instrumentation on and off
+ * inside one process, so that every block of instrumented calls is paired
+ * with a block of the same calls uninstrumented (its own baseline).
+ *
+ *   0    control (A/A): "on" and "off" blocks both uninstrumented; shows the method's noise floor
+ *   2a   this library, OpenTracing's no-op tracer (the instrumentation alone)
+ *   2b   this library, jaeger-client with a reporter that drops spans
+ *   3    this library, jaeger-client's UDP reporter to a local UDP sink (what a user pays)
+ *   3u   as 3, with the sampler off (every trace unsampled)
+ *   4    OpenTelemetry's http, undici, pg and ioredis instrumentations, SDK with a processor that drops spans
+ *   4u   as 4, with the sampler off
+ *
+ * Calls run inside a parent span of the mode's tracer, as they would inside
+ * a traced request handler (OpenTelemetry's ioredis instrumentation traces
+ * nothing without one).
+ */
+import * as path from 'path';
+import { ROOT } from './paths';
+import type { ClientName } from './clients';
+
+export const MODE_IDS = ['0', '2a', '2b', '3', '3u', '4', '4u'] as const;
+export type ModeId = (typeof MODE_IDS)[number];
+
+export const MODE_LABELS: Record<ModeId | '1', string> = {
+  '1': 'no instrumentation',
+  '0': 'control: A/A, nothing installed',
+  '2a': 'ours, no-op tracer',
+  '2b': 'ours, jaeger, spans dropped',
+  '3': 'ours, jaeger UDP reporter',
+  '3u': 'ours, jaeger UDP, unsampled',
+  '4': 'OTel SDK, spans dropped',
+  '4u': 'OTel SDK, unsampled',
+};
+
+/** Whose instrumentation a mode runs. */
+export function isOurs(mode: ModeId): boolean {
+  return mode !== '4' && mode !== '4u' && mode !== '0';
+}
+
+export interface ModeConfig {
+  udpPort: number;
+}
+
+export interface Controller {
+  /** Installs (enables) the instrumentation. Idempotent. */
+  on(): void;
+  /** Uninstalls (disables) it. Idempotent. */
+  off(): void;
+  /** Why this mode cannot measure `client`, or undefined when it can. */
+  unsupported(client: ClientName): string | undefined;
+  /** Runs `fn` with the mode's parent span current. */
+  inParent<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+type OurApi = typeof import('../src/index');
+type OurPatchName = import('../src/options').PatchName;
+
+/** Our patch names per client. */
+const OUR_PATCH: Record<ClientName, OurPatchName> = {
+  http: 'http',
+  axios: 'axios',
+  fetch: 'fetch',
+  pg: 'pg',
+  ioredis: 'ioredis',
+};
+
+function ours(mode: ModeId, config: ModeConfig): Controller {
+  // The built package, as users load it.
+  const lib = require(path.join(ROOT, 'dist', 'index.js')) as OurApi;
+  const { instrumentations } = require(path.join(ROOT, 'dist', 'hooks', 'index.js')) as typeof import('../src/hooks/index');
+  const available = new Set<string>(instrumentations.map((i) => i.name));
+  const opentracing = require('opentracing') as typeof import('opentracing');
+
+  let tracer: import('opentracing').Tracer;
+  if (mode === '2a') {
+    // Nothing registered: the global tracer hands out OpenTracing's no-op spans.
+    tracer = opentracing.globalTracer();
+  } else if (mode === '2b') {
+    const dropping = { report() {}, close(cb?: () => void) { cb?.(); }, setProcess() {}, flush(cb?: () => void) { cb?.(); } };
+    tracer = lib.initTracer(
+      { serviceName: 'bench', sampler: { type: 'const', param: 1 } },
+      { reporter: dropping as unknown as import('jaeger-client').Reporter },
+    ) as unknown as import('opentracing').Tracer;
+  } else {
+    tracer = lib.initTracer({
+      serviceName: 'bench',
+      sampler: { type: 'const', param: mode === '3u' ? 0 : 1 },
+      reporter: { agentHost: '127.0.0.1', agentPort: config.udpPort },
+    }) as unknown as import('opentracing').Tracer;
+  }
+  const parent = tracer.startSpan('bench-parent');
+  const names = Object.values(OUR_PATCH).concat('https');
+  let installed = false;
+  return {
+    on() {
+      if (installed) return;
+      lib.installPatches(names);
+      installed = true;
+    },
+    off() {
+      if (!installed) return;
+      lib.uninstallAllPatches();
+      installed = false;
+    },
+    unsupported(client) {
+      return available.has(OUR_PATCH[client]) ? undefined : `no ${OUR_PATCH[client]} patch in this build`;
+    },
+    inParent: (fn) => lib.spanInContext(parent, fn),
+    async close() {
+      lib.uninstallAllPatches();
+      parent.finish();
+      if (mode !== '2a') await lib.closeTracer();
+    },
+  };
+}
+
+function otel(mode: ModeId): Controller {
+  const api = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node') as typeof import('@opentelemetry/sdk-trace-node');
+  const base = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  const { registerInstrumentations } = require('@opentelemetry/instrumentation') as typeof import('@opentelemetry/instrumentation');
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+  const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici') as typeof import('@opentelemetry/instrumentation-undici');
+  const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
+  const { IORedisInstrumentation } = require('@opentelemetry/instrumentation-ioredis') as typeof import('@opentelemetry/instrumentation-ioredis');
+
+  const sampler = mode === '4u' ? new base.AlwaysOffSampler() : new base.AlwaysOnSampler();
+  const provider = new NodeTracerProvider({ sampler, spanProcessors: [new base.NoopSpanProcessor()] });
+  // Registers the AsyncLocalStorage context manager and the W3C propagators, as the SDK does for users.
+  provider.register();
+  const instrumentations = [
+    new HttpInstrumentation(),
+    new UndiciInstrumentation(),
+    new PgInstrumentation(),
+    new IORedisInstrumentation(),
+  ];
+  // Enables them (require hooks in place before the clients load).
+  registerInstrumentations({ instrumentations, tracerProvider: provider });
+  let enabled = true;
+  const parent = provider.getTracer('bench').startSpan('bench-parent');
+  const parentContext = api.trace.setSpan(api.context.active(), parent);
+  return {
+    on() {
+      if (enabled) return;
+      for (const i of instrumentations) i.enable();
+      enabled = true;
+    },
+    off() {
+      if (!enabled) return;
+      for (const i of instrumentations) i.disable();
+      enabled = false;
+    },
+    unsupported: () => undefined,
+    inParent: (fn) => api.context.with(parentContext, fn),
+    async close() {
+      for (const i of instrumentations) i.disable();
+      parent.end();
+      await provider.shutdown();
+    },
+  };
+}
+
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** The A/A control: switching does nothing, so any "added" cost is the method's noise or bias. */
+function control(): Controller {
+  return {
+    on() {},
+    off() {},
+    unsupported: () => undefined,
+    inParent: (fn) => fn(),
+    close: async () => undefined,
+  };
+}
+
+/** Sets a mode up; call before any client library is required. Starts with the instrumentation on. */
+export function setupMode(mode: ModeId, config: ModeConfig): Controller {
+  const controller = mode === '0' ? control() : isOurs(mode) ? ours(mode, config) : otel(mode);
+  controller.on();
+  return controller;
+}
