@@ -13,10 +13,11 @@ import { freePort, type ScenarioEnv } from './scenarios/env';
 import { axiosScenarios } from './scenarios/axios';
 import { fetchScenarios } from './scenarios/fetch';
 import { httpScenarios } from './scenarios/http';
+import { serverScenarios } from './scenarios/server';
 import type { PatchName } from '../src/options';
 
-/** The patches every instrumented run installs: all the client patches. */
-const CLIENT_PATCHES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch'];
+/** The patches every instrumented run installs: all the patches. */
+const CLIENT_PATCHES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch', 'http-server'];
 
 /** Faults a client patch can meet (`extract` is only called by the server patch). */
 const CLIENT_FAULTS: readonly Fault[] = FAULTS.filter((f) => f !== 'extract');
@@ -78,4 +79,5 @@ describe('differential equivalence: the application sees the same with and witho
   suite('https', () => httpScenarios(env, 'https'));
   suite('axios', () => [...axiosScenarios(env, 'http'), ...axiosScenarios(env, 'fetch')]);
   suite('fetch', () => [...fetchScenarios(env, 'global fetch'), ...fetchScenarios(env, 'undici.fetch')]);
+  suite('http-server', () => serverScenarios(env), FAULTS);
 });

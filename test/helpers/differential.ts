@@ -187,6 +187,12 @@ export interface Scenario {
    * parent (default 1; 0 for calls that fail before any I/O).
    */
   spans?: number;
+  /**
+   * Which of the spans finished during the instrumented run are the
+   * scenario's (default: the children of the scenario's parent span; a server
+   * scenario counts its server spans).
+   */
+  spansOf?(finished: JaegerSpan[]): JaegerSpan[];
 }
 
 export interface DifferentialSetup {
@@ -232,7 +238,8 @@ export async function runMode(setup: DifferentialSetup, scenario: Scenario, mode
   }
   // The client spans end with the call (at the latest when its socket closes).
   await waitFor(() => t.accounting.open.size === 0, 3000, `spans of "${scenario.name}" to finish`).catch(() => undefined);
-  const children = t.spans().slice(before).filter((s) => parentId(s) === spanId(parent));
+  const finished = t.spans().slice(before);
+  const children = scenario.spansOf ? scenario.spansOf(finished) : finished.filter((s) => parentId(s) === spanId(parent));
   return { events: rec.events, children };
 }
 
