@@ -102,7 +102,7 @@ describe('hostile baggage is forwarded only as valid, bounded headers', () => {
         ['uberctx-big0', 'uberctx-big1', 'uberctx-big2', 'uberctx-big3', 'uberctx-small'],
       );
     }
-    record('hostile.baggage-bounds', {
+    record('hostile.baggage-paths', {
       area: 'Hostile input',
       what: `baggage from a caller with invalid header names, > ${BAGGAGE_LIMIT.MAX_ITEMS} entries, > ${BAGGAGE_LIMIT.MAX_BYTES} bytes, forwarded by http (both header paths)`,
       unit: 'downstream requests',
