@@ -6,6 +6,7 @@ import type { Span } from 'opentracing';
 import { spanInContext } from '../src';
 import { tagError } from '../src/span';
 import { CANARY, findSecret } from './helpers/canary';
+import { record } from './helpers/reliability';
 import { startHttpServer, type TestServer } from './helpers/servers';
 import { createTestTracer, logs, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
 
@@ -100,6 +101,7 @@ describe('secrets stay out of spans', () => {
       assert.strictEqual(server.received.length, urls.length);
       for (const r of server.received) assert.strictEqual(r.headers.authorization, `Bearer ${CANARY}`);
       for (const s of spans) assert.deepStrictEqual(findSecret(s), [], s.operationName);
+      recordCanary('http', 'URL userinfo, `token`/`password`/`sig`/`api_key`/`access_token` query values, an Authorization header, a cookie, the `auth` option', spans.length);
     });
 
     it('an auth option is not recorded', async () => {
@@ -151,6 +153,7 @@ describe('secrets stay out of spans: axios and fetch', () => {
     const spans = t.spans().filter((s) => s.operationName !== 'parent');
     assert.ok(spans.length >= 20, `${spans.length} spans`);
     for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
+    recordCanary('axios', 'URL userinfo, secret query values (in the URL and in `params`), an Authorization header, a cookie, the `auth` option, an unparseable URL (both adapters)', spans.length);
   });
 
   it('fetch and undici: secret query values and Authorization, in success and error spans', async () => {
@@ -167,5 +170,18 @@ describe('secrets stay out of spans: axios and fetch', () => {
     const spans = t.spans().filter((s) => s.operationName !== 'parent');
     assert.ok(spans.length >= 8, `${spans.length} spans`);
     for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
+    recordCanary('fetch', 'secret query values, an Authorization header, URL userinfo (global fetch, undici.request)', spans.length);
   });
 });
+
+/** One reliability row per client: the canary placements tried and the spans they made. */
+function recordCanary(client: string, placements: string, spans: number): void {
+  record(`secrets.canary.${client}`, {
+    area: 'Secrets',
+    what: `${client}: the canary as ${placements}, in successful and failing calls`,
+    unit: 'spans scanned',
+    lostMeans: 'the canary in an operation name, a tag value or a log field (error objects as the tracer serializes them)',
+    tried: spans,
+    lost: 0,
+  });
+}
