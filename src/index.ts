@@ -17,9 +17,12 @@ export type {
   HttpServerOptions,
   InstrumentationOptions,
   IoredisOptions,
+  IoredisRequest,
   PatchName,
   PatchOptions,
   PgOptions,
+  PgQueryConfig,
+  PgQueryResult,
   ResponseHookOf,
 } from './options';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';

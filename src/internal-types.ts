@@ -109,3 +109,116 @@ export interface UndiciResponseHead {
   statusText?: string;
   headers?: ReadonlyArray<Buffer | string | ReadonlyArray<Buffer | string>>;
 }
+
+// ---------------------------------------------------------------------------
+// pg (node-postgres 8) and pg-pool 3
+
+/** The connection fields of pg's `Client` (pg/lib/client.js, constructor: copied from ConnectionParameters). */
+export interface PgClientInternals {
+  host?: unknown;
+  port?: unknown;
+  database?: unknown;
+  user?: unknown;
+}
+
+/** What `Client.prototype.query` and `.connect` look like (pg/lib/client.js). */
+export interface PgClientPrototype extends PgClientInternals {
+  query(config: unknown, values?: unknown, callback?: unknown): unknown;
+  connect(callback?: unknown): unknown;
+}
+
+/** pg's exports (pg/lib/index.js); `native` is a lazy getter that must not be touched. */
+export interface PgModule {
+  Client?: { prototype: PgClientPrototype };
+}
+
+/** pg-pool's `Pool` class (pg-pool/index.js); pg's `Pool` extends it. */
+export interface PgPoolClass {
+  prototype: {
+    query(text: unknown, values?: unknown, cb?: unknown): unknown;
+    connect(cb?: unknown): unknown;
+  };
+}
+
+/**
+ * A submittable as pg's client drives it (pg/lib/query.js, pg-cursor/index.js,
+ * pg-query-stream/dist/index.js): the client calls `handleReadyForQuery` when
+ * the statement is over (a cursor also after an early `close()`) and
+ * `handleError` when it fails or the connection dies. A QueryStream keeps its
+ * text on its `cursor`.
+ */
+export interface PgSubmittable {
+  submit(connection: unknown): unknown;
+  text?: unknown;
+  values?: unknown;
+  name?: unknown;
+  cursor?: { text?: unknown; values?: unknown };
+  /** pg's Query: a row-parsing error that replaces the error (or success) reported next. */
+  _canceledDueToError?: unknown;
+  /** pg's Query: the result (an array for a multi-statement query). */
+  _results?: unknown;
+  /** pg-cursor and pg-query-stream: the result. */
+  _result?: unknown;
+  [handler: string]: unknown;
+}
+
+// ---------------------------------------------------------------------------
+// ioredis 4, 5 and 6
+
+/**
+ * ioredis' `Command` (ioredis/built/Command.js; ioredis 4: built/command.js).
+ * `resolve` and `reject` are per-instance functions set by `initPromise()`;
+ * the connection, the offline-queue flush, timeouts and Cluster's redirection
+ * all settle a command through them.
+ */
+export interface IoredisCommand {
+  name: string;
+  args: unknown[];
+  resolve(value: unknown): unknown;
+  reject(err: unknown): unknown;
+  getKeys?(): unknown[];
+  /** Turns the parser's reply (Buffers) into what the application gets; called by `resolve`. */
+  transformReply?(reply: unknown): unknown;
+  [key: symbol]: unknown;
+}
+
+/** The parts of a `Redis` connection the patch reads (ioredis/built/Redis.js). */
+export interface IoredisClient {
+  options?: { host?: unknown; port?: unknown; path?: unknown; db?: unknown; sentinels?: unknown };
+  /** The selected db once connected. */
+  condition?: { select?: unknown } | null;
+  stream?: { remoteAddress?: unknown; remotePort?: unknown } | null;
+  /** Pending auto-pipelines (ioredis/built/autoPipelining.js), by slot key. */
+  _autoPipelines?: Map<unknown, unknown>;
+  isCluster?: boolean;
+  /** `wait`, `connecting`, `connect` (handshake in progress), `ready`, `reconnecting`, `close`, `end`. */
+  status?: unknown;
+  sendCommand(command: IoredisCommand, stream?: unknown, node?: unknown): unknown;
+}
+
+/** ioredis' `Pipeline` (ioredis/built/Pipeline.js; ioredis 4: built/pipeline.js). */
+export interface IoredisPipeline {
+  redis: IoredisClient;
+  isCluster?: boolean;
+  _queue: IoredisCommand[];
+  /** MULTI blocks opened by `.multi()` whose EXEC is not queued yet. */
+  _transactions: number;
+  resolve(results: unknown): unknown;
+  reject(err: unknown): unknown;
+  exec(callback?: unknown): unknown;
+  sendCommand(command: IoredisCommand): unknown;
+  [key: symbol]: unknown;
+}
+
+/** ioredis' `Cluster` (ioredis/built/cluster/index.js): its own slot refresh and ready check. */
+export interface IoredisClusterPrototype extends IoredisClient {
+  getInfoFromNode?(redis: unknown, callback: unknown): unknown;
+  readyCheck?(callback: unknown): unknown;
+}
+
+/** The module exports: the Redis class itself, with `Cluster` and `Pipeline` (ioredis/built/index.js). */
+export interface IoredisModule {
+  prototype: IoredisClient;
+  Cluster?: { prototype: IoredisClusterPrototype };
+  Pipeline?: { prototype: IoredisPipeline };
+}

@@ -104,11 +104,64 @@ export interface FetchOptions extends PatchOptions<FetchRequestLike, FetchRespon
   isErrorStatus?: (status: number) => boolean;
 }
 
-/** Options of the `pg` patch. */
-export type PgOptions = PatchOptions;
+/**
+ * What the `pg` request hook receives: the query as the application gave it
+ * (its config object or submittable, or `{ text, values }` for the text form).
+ */
+export interface PgQueryConfig {
+  text?: string;
+  values?: unknown[];
+  name?: string;
+}
+
+/** What the `pg` response hook receives: pg's `QueryResult` (an array of them for a multi-statement query). */
+export interface PgQueryResult {
+  command: string;
+  rowCount: number | null;
+  rows: unknown[];
+  fields?: unknown[];
+}
+
+/** Options of the `pg` patch (`pg` and `pg-pool`). */
+export interface PgOptions extends PatchOptions<PgQueryConfig, PgQueryResult | PgQueryResult[]> {
+  /**
+   * Longest `db.statement` (and `db.parameters`) recorded, in characters;
+   * longer text is cut there and ends with `…`. Default: 4096.
+   */
+  maxStatementLength?: number;
+  /**
+   * Records the bound parameter values as the `db.parameters` tag (JSON).
+   * They may hold personal data or secrets: opt in knowingly. Default: false.
+   */
+  captureParameters?: boolean;
+  /** Adds a `pg:connect` span for each `client.connect()` (pools included). Default: false. */
+  traceConnect?: boolean;
+}
+
+/** What the `ioredis` request hook receives. */
+export interface IoredisRequest {
+  /** The command name as sent, lower case (`'get'`), or `'pipeline'` / `'multi'` for a batch. */
+  command: string;
+  /** The command's arguments, as ioredis will send them (empty for a batch). */
+  args: ReadonlyArray<unknown>;
+  /** For a batch: its commands in order (for MULTI, the MULTI and EXEC wrappers included). */
+  commands?: ReadonlyArray<{ command: string; args: ReadonlyArray<unknown> }>;
+}
 
 /** Options of the `ioredis` patch. */
-export type IoredisOptions = PatchOptions;
+export interface IoredisOptions extends PatchOptions<IoredisRequest, unknown> {
+  /**
+   * Builds `db.statement` from a command name (lower case) and its arguments,
+   * for single commands and for each command of a batch. Never called for
+   * `AUTH` and `HELLO`, whose arguments are never recorded. A serializer that
+   * throws falls back to the default. Default: the command name upper case,
+   * its first key, and a count of the other arguments
+   * (`SET session:42 [1 other argument]`).
+   */
+  statementSerializer?: ((command: string, args: ReadonlyArray<unknown>) => string) | null;
+  /** Longest `db.statement` recorded, in characters; longer text is cut and ends with `…`. Default: 1024. */
+  maxStatementLength?: number;
+}
 
 /**
  * Options of the `http-server` patch (server spans for incoming requests of

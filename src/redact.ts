@@ -85,3 +85,33 @@ export function redactText(text: string): string {
     .replace(USERINFO_IN_TEXT, `$1${REDACTED}@`)
     .replace(QUERY_PAIR_IN_TEXT, (pair: string, sep: string, key: string) => (isSecretQueryKey(key) ? `${sep}${key}=${REDACTED}` : pair));
 }
+
+/**
+ * What a span may log as `error.object` for `err`: `err` itself, or, when it
+ * has any of the own properties in `fields`, a copy (same prototype, same
+ * other own properties, so name, message, stack and code are unchanged) in
+ * which each of them is replaced by the given value, or left out when that
+ * value is undefined. The application keeps the original. Jaeger serializes
+ * the logged object with JSON.stringify, own properties included, so a
+ * library error that carries its request (ioredis' `command.args`, pg's
+ * `detail` with row values) must not be logged as it is.
+ */
+export function redactErrorFields(err: unknown, fields: Readonly<Record<string, unknown>>): unknown {
+  if (err === null || typeof err !== 'object') return err;
+  const names = Object.keys(fields);
+  if (!names.some((name) => Object.prototype.hasOwnProperty.call(err, name))) return err;
+  try {
+    const copy = Object.create(Object.getPrototypeOf(err) as object | null) as Record<string, unknown>;
+    for (const key of Object.getOwnPropertyNames(err)) {
+      if (names.includes(key)) continue;
+      const descriptor = Object.getOwnPropertyDescriptor(err, key);
+      if (descriptor !== undefined) Object.defineProperty(copy, key, descriptor);
+    }
+    for (const name of names) {
+      if (fields[name] !== undefined && Object.prototype.hasOwnProperty.call(err, name)) copy[name] = fields[name];
+    }
+    return copy;
+  } catch {
+    return { message: (err as { message?: unknown }).message };
+  }
+}

@@ -7,6 +7,8 @@ import { axiosClient } from './axios';
 import { fetchClient, undiciDispatchers } from './fetch';
 import { httpClient, httpsClient } from './http';
 import { httpServer, httpsServer } from './http-server';
+import { ioredis } from './ioredis';
+import { pgClient, pgPool } from './pg';
 
 export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   httpClient,
@@ -16,4 +18,7 @@ export const instrumentations: ReadonlyArray<Instrumentation<never>> = [
   axiosClient,
   fetchClient,
   undiciDispatchers,
+  pgClient,
+  pgPool,
+  ioredis,
 ] as ReadonlyArray<Instrumentation<never>>;

@@ -1,0 +1,475 @@
+/**
+ * Client spans for node-postgres: `Client.prototype.query` in every form pg
+ * accepts (text, text + values, config object, trailing callback,
+ * `config.callback`, promise, submittable such as `Query`, pg-cursor and
+ * pg-query-stream), `Pool.prototype.query` (one span per logical query, from
+ * the call to the result, time waiting for a free client included), and
+ * optional `pg:connect` spans for `Client.prototype.connect`.
+ *
+ * Context: pg runs a query's callbacks and events in the context of the
+ * socket's owner, and pg-pool hands a waiting caller its client in the
+ * context of whoever released one. The patch binds callbacks, pool waiters
+ * and submittable handlers to the caller's context.
+ */
+import type { Span } from 'opentracing';
+import { OPERATION_PREFIX, REDACTED, TAG } from '../constants';
+import { activeOuterClient, bindToCurrentContext, isSuppressed, runWithOuterClient, type OuterClient } from '../context';
+import type { PgClientInternals, PgClientPrototype, PgModule, PgPoolClass, PgSubmittable } from '../internal-types';
+import { logOnce, safeCall } from '../logger';
+import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } from '../options';
+import type { Instrumentation } from '../patcher';
+import { redactErrorFields } from '../redact';
+import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
+import { sqlVerb, truncate } from '../sql';
+import { unwrapMethod, wrapMethod } from '../wrap';
+
+const COMPONENT = 'pg';
+const DB_TYPE_SQL = 'sql';
+const DEFAULT_MAX_STATEMENT_LENGTH = 4096;
+/** Operation name when the statement has no leading keyword (e.g. a prepared statement run by name only). */
+const UNKNOWN_VERB = 'QUERY';
+const CONNECT_OPERATION = `${OPERATION_PREFIX.PG}connect`;
+
+/** Marks a submittable we already observe, so that it is never traced twice. */
+const OBSERVED = Symbol('opentracing-instrumentation.pg.observed');
+
+/**
+ * The handlers pg's client calls on a submittable (pg/lib/client.js); each
+ * runs in the caller's context so that rows, ends, errors and cursor reads
+ * reach the application there.
+ */
+const SUBMITTABLE_HANDLERS = [
+  'handleRowDescription',
+  'handleDataRow',
+  'handlePortalSuspended',
+  'handleCommandComplete',
+  'handleEmptyQuery',
+  'handleCopyInResponse',
+  'handleCopyData',
+  'handleReadyForQuery',
+  'handleError',
+] as const;
+
+type Callback = (this: unknown, ...args: unknown[]) => unknown;
+type Finish = (err: unknown, result?: unknown) => void;
+
+/** A `pool.query` in progress: the inner `client.query` adopts its span instead of starting one. */
+interface PoolCall {
+  readonly config: unknown;
+  adopted: boolean;
+  connectionTagged: boolean;
+}
+
+const poolCalls = new WeakMap<OuterClient, PoolCall>();
+
+function maxLength(options: PgOptions): number {
+  const max = options.maxStatementLength;
+  return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
+}
+
+function isSubmittable(config: unknown): config is PgSubmittable {
+  return config !== null && typeof config === 'object' && typeof (config as PgSubmittable).submit === 'function';
+}
+
+/** The statement text of any query form. */
+function textOf(config: unknown): string | undefined {
+  if (typeof config === 'string') return config;
+  if (config === null || typeof config !== 'object') return undefined;
+  const c = config as PgSubmittable;
+  if (typeof c.text === 'string') return c.text;
+  if (typeof c.cursor?.text === 'string') return c.cursor.text; // pg-query-stream
+  return undefined;
+}
+
+/** The bound values: the `values` argument wins over `config.values`, as in pg's normalizeQueryConfig. */
+function valuesOf(config: unknown, values: unknown): unknown {
+  if (values && typeof values !== 'function') return values;
+  if (config === null || typeof config !== 'object') return undefined;
+  const c = config as PgSubmittable;
+  return c.values ?? c.cursor?.values;
+}
+
+function operationName(text: string | undefined): string {
+  return OPERATION_PREFIX.PG + ((text !== undefined && sqlVerb(text)) || UNKNOWN_VERB);
+}
+
+/** JSON of the parameter values; Buffers shown by size, BigInts as strings, never throws. */
+function serializeParameters(values: unknown, max: number): string | undefined {
+  if (!Array.isArray(values)) return undefined;
+  try {
+    const json = JSON.stringify(values, function (this: Record<string, unknown>, key: string, value: unknown) {
+      const raw = this[key];
+      if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) return `<${raw.length} bytes>`;
+      if (typeof value === 'bigint') return value.toString();
+      return value;
+    });
+    return truncate(json, max);
+  } catch {
+    return '[unserializable]';
+  }
+}
+
+function connectionTags(tags: TagMap, client: PgClientInternals): TagMap {
+  if (typeof client.database === 'string') tags[TAG.DB_INSTANCE] = client.database;
+  if (typeof client.user === 'string') tags[TAG.DB_USER] = client.user;
+  // A Unix socket directory is not a peer host name.
+  const host = typeof client.host === 'string' && !client.host.startsWith('/') ? client.host : undefined;
+  const port = typeof client.port === 'number' || typeof client.port === 'string' ? client.port : undefined;
+  return addPeerTags(tags, host, port);
+}
+
+function queryTags(text: string | undefined, values: unknown, options: PgOptions): TagMap {
+  const tags = clientTags(COMPONENT);
+  tags[TAG.DB_TYPE] = DB_TYPE_SQL;
+  const max = maxLength(options);
+  if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(text, max);
+  if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = serializeParameters(values, max);
+  return tags;
+}
+
+/** The request hook's view of the query: the caller's own object, or `{ text, values }` for the text form. */
+function requestView(config: unknown, values: unknown): PgQueryConfig {
+  if (config !== null && typeof config === 'object') return config as PgQueryConfig;
+  const v = valuesOf(config, values);
+  return { text: textOf(config), values: Array.isArray(v) ? v : undefined };
+}
+
+/** Finishes `span` once: response hook on success, error tags on failure. */
+function finisher(span: Span, options: PgOptions, onDone?: () => void): Finish {
+  let done = false;
+  return (err, result) => {
+    if (done) return;
+    done = true;
+    if (onDone) onDone();
+    if (err) {
+      // A DatabaseError's `detail` quotes row values ("Failing row contains (...)"): logged only with captureParameters.
+      const detail = (err as { detail?: unknown }).detail;
+      const quotesValues = typeof detail === 'string' && options.captureParameters !== true;
+      finishSpan(span, quotesValues ? redactErrorFields(err, { detail: REDACTED }) : err);
+      return;
+    }
+    if (result !== undefined) safeCall('pg responseHook', options.responseHook, result as PgQueryResult, span);
+    finishSpan(span);
+  };
+}
+
+/**
+ * The promise the application gets in the promise form: pg's own, continued
+ * so that the span ends with it. Same value, same rejection (an unhandled
+ * rejection stays unhandled); the continuation runs in the caller's context.
+ */
+function settleWith(result: unknown, finish: Finish): unknown {
+  const thenable = result as PromiseLike<unknown> | null | undefined;
+  if (thenable === null || thenable === undefined || typeof thenable.then !== 'function') {
+    finish(undefined);
+    return result;
+  }
+  return thenable.then(
+    (value) => {
+      finish(undefined, value);
+      return value;
+    },
+    (err: unknown) => {
+      finish(err);
+      throw err;
+    },
+  );
+}
+
+/** `cb` bound to the caller's context, finishing the span before it runs. */
+function finishingCallback(cb: Callback, finish: Finish): Callback {
+  const bound = bindToCurrentContext(cb);
+  return function (this: unknown, err: unknown, result: unknown) {
+    finish(err, result);
+    return bound.apply(this, arguments as unknown as unknown[]);
+  };
+}
+
+/** Starts a span for one query and sets its tags and request hook. */
+function startQuerySpan(options: PgOptions, config: unknown, values: unknown, client?: PgClientInternals): Span | undefined {
+  let text: string | undefined;
+  let operation: string;
+  try {
+    text = textOf(config);
+    operation = operationName(text);
+  } catch (err) {
+    logOnce('pg:args', 'could not read a pg query; it goes on untraced', err);
+    return undefined;
+  }
+  const span = startClientSpan(COMPONENT, operation);
+  if (span === undefined) return undefined;
+  try {
+    if (isRecording(span)) {
+      const tags = queryTags(text, valuesOf(config, values), options);
+      if (client !== undefined) connectionTags(tags, client);
+      setTags(span, tags);
+    }
+    if (typeof options.requestHook === 'function') safeCall('pg requestHook', options.requestHook, span, requestView(config, values));
+  } catch (err) {
+    logOnce('pg:tags', 'could not build the tags of a pg span', err);
+  }
+  return span;
+}
+
+/**
+ * Follows a submittable to its end through the handlers pg's client calls,
+ * which also run in the caller's context from now on. pg calls
+ * `handleReadyForQuery` when the statement is over, including after an early
+ * `cursor.close()` or a destroyed QueryStream (which closes its cursor), and
+ * `handleError` on failure and when the connection dies (`_errorAllQueries`).
+ */
+function observeSubmittable(sub: PgSubmittable, finish: Finish): void {
+  const inCaller = bindToCurrentContext(function (this: unknown, fn: Callback, args: IArguments) {
+    return fn.apply(this, args as unknown as unknown[]);
+  });
+  for (const name of SUBMITTABLE_HANDLERS) {
+    const original = sub[name];
+    if (typeof original !== 'function') continue;
+    let wrapper: (this: PgSubmittable, ...args: unknown[]) => unknown;
+    if (name === 'handleReadyForQuery') {
+      wrapper = function (this: PgSubmittable) {
+        // A row that failed to parse turns this into an error, reported through handleError.
+        if (!this._canceledDueToError) finish(undefined, this._results ?? this._result);
+        return inCaller.call(this, original as Callback, arguments);
+      };
+    } else if (name === 'handleError') {
+      wrapper = function (this: PgSubmittable, err: unknown) {
+        finish(this._canceledDueToError || err); // pg's Query reports the parse error instead
+        return inCaller.call(this, original as Callback, arguments);
+      };
+    } else {
+      wrapper = function (this: PgSubmittable) {
+        return inCaller.call(this, original as Callback, arguments);
+      };
+    }
+    if (Object.prototype.hasOwnProperty.call(sub, name)) sub[name] = wrapper;
+    else Object.defineProperty(sub, name, { value: wrapper, writable: true, configurable: true, enumerable: false });
+  }
+  Object.defineProperty(sub, OBSERVED, { value: true, configurable: true });
+}
+
+/** The pool call (of `outer`) whose span an inner `client.query` of that same query adopts. */
+function poolCallFor(outer: OuterClient, config: unknown): PoolCall | undefined {
+  if (outer.component !== COMPONENT) return undefined;
+  const call = poolCalls.get(outer);
+  if (call === undefined || call.adopted || call.config !== config) return undefined;
+  return call;
+}
+
+function tagPoolConnection(call: PoolCall, span: Span, client: PgClientInternals): void {
+  if (call.connectionTagged) return;
+  call.connectionTagged = true;
+  try {
+    if (isRecording(span)) setTags(span, connectionTags({}, client));
+  } catch (err) {
+    logOnce('pg:tags', 'could not build the tags of a pg span', err);
+  }
+}
+
+function tracedClientQuery(original: PgClientPrototype['query'], client: PgClientPrototype, args: IArguments): unknown {
+  const config = args[0];
+  if (config === null || config === undefined || isSuppressed()) return original.apply(client, args as never);
+
+  // pool.query calls client.query with the same config: one span, the pool's.
+  const outer = activeOuterClient();
+  const call = outer === undefined ? undefined : poolCallFor(outer, config);
+  if (call !== undefined && outer !== undefined) {
+    call.adopted = true;
+    tagPoolConnection(call, outer.span, client);
+    return original.apply(client, args as never);
+  }
+
+  const options = optionsOf(COMPONENT);
+  const values = args[1];
+
+  if (isSubmittable(config)) {
+    if ((config as { [OBSERVED]?: boolean })[OBSERVED]) return original.apply(client, args as never);
+    const span = startQuerySpan(options, config, values, client);
+    if (span === undefined) return original.apply(client, args as never);
+    const finish = finisher(span, options);
+    try {
+      observeSubmittable(config, finish);
+    } catch (err) {
+      logOnce('pg:submittable', 'could not observe a pg submittable; its span is closed now', err);
+      finish(undefined);
+    }
+    try {
+      return original.apply(client, args as never);
+    } catch (err) {
+      finish(err);
+      throw err;
+    }
+  }
+
+  // pg's normalizeQueryConfig: a callback argument wins over a function in `values`, which wins over config.callback.
+  const callback = args[2];
+  let cb: unknown;
+  if (callback) cb = callback;
+  else if (typeof values === 'function') cb = values;
+  else if (typeof config === 'object') cb = (config as { callback?: unknown }).callback;
+  if (cb && typeof cb !== 'function') return original.apply(client, args as never); // pg throws its TypeError
+
+  const span = startQuerySpan(options, config, values, client);
+  if (span === undefined) return original.apply(client, args as never);
+  const finish = finisher(span, options);
+  let wrapped: Callback | undefined;
+  if (typeof cb === 'function') {
+    try {
+      wrapped = finishingCallback(cb as Callback, finish);
+    } catch (err) {
+      logOnce('pg:callback', 'could not wrap a pg callback; the query goes on untraced', err);
+      finish(undefined);
+      return original.apply(client, args as never);
+    }
+  }
+  let result: unknown;
+  try {
+    result = wrapped !== undefined ? original.call(client, config, values, wrapped) : original.apply(client, args as never);
+  } catch (err) {
+    finish(err);
+    throw err;
+  }
+  return wrapped !== undefined ? result : settleWith(result, finish);
+}
+
+function tracedClientConnect(original: PgClientPrototype['connect'], client: PgClientPrototype, args: IArguments): unknown {
+  const callback = args[0];
+  if (isSuppressed()) return original.apply(client, args as never);
+
+  // A pool creating a client for a pool.query: the query span gets this client's peer.
+  const outer = activeOuterClient();
+  if (outer !== undefined && outer.component === COMPONENT) {
+    const call = poolCalls.get(outer);
+    if (call !== undefined && !call.adopted) tagPoolConnection(call, outer.span, client);
+  }
+
+  const options = optionsOf(COMPONENT);
+  let span: Span | undefined;
+  if (options.traceConnect === true) {
+    span = startClientSpan(COMPONENT, CONNECT_OPERATION);
+    try {
+      if (span !== undefined && isRecording(span)) {
+        const tags = clientTags(COMPONENT);
+        tags[TAG.DB_TYPE] = DB_TYPE_SQL;
+        setTags(span, connectionTags(tags, client));
+      }
+    } catch (err) {
+      logOnce('pg:tags', 'could not build the tags of a pg span', err);
+    }
+  }
+  const finish: Finish = span === undefined ? () => undefined : finisher(span, options);
+  const connectDone: Finish = (err) => finish(err); // no response hook for a connect
+  let wrapped: Callback | undefined;
+  if (typeof callback === 'function') {
+    try {
+      wrapped = span === undefined ? bindToCurrentContext(callback as Callback) : finishingCallback(callback as Callback, connectDone);
+    } catch (err) {
+      logOnce('pg:callback', 'could not wrap a pg connect callback', err);
+      finish(undefined);
+      return original.apply(client, args as never);
+    }
+  } else if (span === undefined) {
+    return original.apply(client, args as never);
+  }
+  let result: unknown;
+  try {
+    result = wrapped !== undefined ? original.call(client, wrapped) : original.apply(client, args as never);
+  } catch (err) {
+    finish(err);
+    throw err;
+  }
+  return wrapped !== undefined ? result : settleWith(result, connectDone);
+}
+
+function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: unknown, args: IArguments): unknown {
+  const config = args[0];
+  if (config === null || config === undefined || typeof config === 'function' || isSuppressed()) {
+    return original.apply(pool, args as never);
+  }
+  // pg-pool: a function in `values` is the callback, and the third argument is then ignored.
+  const cbIndex = typeof args[1] === 'function' ? 1 : 2;
+  const cb = args[cbIndex];
+  if (cb && typeof cb !== 'function') return original.apply(pool, args as never);
+
+  const options = optionsOf(COMPONENT);
+  const span = startQuerySpan(options, config, cbIndex === 1 ? undefined : args[1]);
+  if (span === undefined) return original.apply(pool, args as never);
+
+  const outer: OuterClient = { span, component: COMPONENT, done: false };
+  poolCalls.set(outer, { config, adopted: false, connectionTagged: false });
+  const finish = finisher(span, options, () => {
+    outer.done = true;
+  });
+  let list: unknown[] | undefined;
+  if (typeof cb === 'function') {
+    try {
+      list = Array.prototype.slice.call(args) as unknown[];
+      list[cbIndex] = finishingCallback(cb as Callback, finish);
+    } catch (err) {
+      logOnce('pg:callback', 'could not wrap a pg-pool callback; the query goes on untraced', err);
+      finish(undefined);
+      return original.apply(pool, args as never);
+    }
+  }
+  let result: unknown;
+  try {
+    result = runWithOuterClient(outer, () => original.apply(pool, (list ?? args) as never));
+  } catch (err) {
+    finish(err);
+    throw err;
+  }
+  return list !== undefined ? result : settleWith(result, finish);
+}
+
+/** `pg`: Client.prototype.query and .connect (pg's Pool inherits pg-pool's, patched below). */
+export const pgClient: Instrumentation<PgModule> = {
+  name: 'pg',
+  module: 'pg',
+  patch(exports) {
+    // Read `Client` only: `exports.native` is a getter that loads pg-native.
+    const proto = exports.Client?.prototype;
+    if (proto === undefined) return;
+    wrapMethod(proto, 'query', (original) =>
+      function query(this: PgClientPrototype) {
+        return tracedClientQuery(original, this, arguments);
+      },
+    );
+    wrapMethod(proto, 'connect', (original) =>
+      function connect(this: PgClientPrototype) {
+        return tracedClientConnect(original, this, arguments);
+      },
+    );
+  },
+  unpatch(exports) {
+    const proto = exports.Client?.prototype;
+    if (proto === undefined) return;
+    unwrapMethod(proto, 'query');
+    unwrapMethod(proto, 'connect');
+  },
+};
+
+/** `pg-pool`: Pool.prototype.query and .connect, the class pg's `Pool` extends. */
+export const pgPool: Instrumentation<PgPoolClass> = {
+  name: 'pg',
+  module: 'pg-pool',
+  patch(Pool) {
+    const proto = Pool.prototype;
+    wrapMethod(proto, 'query', (original) =>
+      function query(this: unknown) {
+        return tracedPoolQuery(original, this, arguments);
+      },
+    );
+    // A caller waiting for a free client is served in the releasing client's
+    // context (pg-pool's _pulseQueue): bind its callback to its own context.
+    wrapMethod(proto, 'connect', (original) =>
+      function connect(this: unknown, cb?: unknown) {
+        if (typeof cb !== 'function') return original.apply(this, arguments as never);
+        return original.call(this, bindToCurrentContext(cb as Callback));
+      },
+    );
+  },
+  unpatch(Pool) {
+    unwrapMethod(Pool.prototype, 'query');
+    unwrapMethod(Pool.prototype, 'connect');
+  },
+};
