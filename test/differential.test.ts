@@ -13,14 +13,18 @@ import { freePort, type ScenarioEnv } from './scenarios/env';
 import { axiosScenarios } from './scenarios/axios';
 import { fetchScenarios } from './scenarios/fetch';
 import { httpScenarios } from './scenarios/http';
+import { ioredisScenarios } from './scenarios/ioredis';
+import { pgScenarios } from './scenarios/pg';
 import { serverScenarios } from './scenarios/server';
 import type { PatchName } from '../src/options';
 
 /** The patches every instrumented run installs: all the patches. */
-const CLIENT_PATCHES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch', 'http-server'];
+const CLIENT_PATCHES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch', 'pg', 'ioredis', 'http-server'];
 
 /** Faults a client patch can meet (`extract` is only called by the server patch). */
 const CLIENT_FAULTS: readonly Fault[] = FAULTS.filter((f) => f !== 'extract');
+/** Faults a database patch can meet (it injects nothing either). */
+const DB_FAULTS: readonly Fault[] = CLIENT_FAULTS.filter((f) => f !== 'inject');
 
 describe('differential equivalence: the application sees the same with and without instrumentation', () => {
   const env = {} as ScenarioEnv;
@@ -79,5 +83,7 @@ describe('differential equivalence: the application sees the same with and witho
   suite('https', () => httpScenarios(env, 'https'));
   suite('axios', () => [...axiosScenarios(env, 'http'), ...axiosScenarios(env, 'fetch')]);
   suite('fetch', () => [...fetchScenarios(env, 'global fetch'), ...fetchScenarios(env, 'undici.fetch')]);
+  suite('pg', () => pgScenarios(env), DB_FAULTS);
+  suite('ioredis', () => ioredisScenarios(env), DB_FAULTS);
   suite('http-server', () => serverScenarios(env), FAULTS);
 });

@@ -1,14 +1,17 @@
 import assert from 'assert';
 import axios from 'axios';
 import * as http from 'http';
+import Redis from 'ioredis';
+import pg from 'pg';
 import * as undici from 'undici';
 import type { Span } from 'opentracing';
 import { spanInContext } from '../src';
 import { tagError } from '../src/span';
 import { CANARY, findSecret } from './helpers/canary';
+import { PG, REDIS, uniqueName } from './helpers/db';
 import { record } from './helpers/reliability';
 import { startHttpServer, type TestServer } from './helpers/servers';
-import { createTestTracer, logs, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import { createTestTracer, logs, tag, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
 
 describe('secrets stay out of spans', () => {
   describe('the canary scanner itself', () => {
@@ -185,3 +188,90 @@ function recordCanary(client: string, placements: string, spans: number): void {
     lost: 0,
   });
 }
+
+describe('secrets stay out of spans: pg and ioredis', () => {
+  const t = useTracing(['pg', 'ioredis']);
+
+  it('pg: the password in a connection string and a config, parameter values in successful and failing queries', async () => {
+    const parent = t.tracer.startSpan('parent');
+    await spanInContext(parent, async () => {
+      const byUrl = new pg.Client({ connectionString: `postgres://${PG.user}:${CANARY}@${PG.host}:${PG.port}/${PG.database}` });
+      await byUrl.connect();
+      await byUrl.query('SELECT $1::text AS secret', [CANARY]);
+      await byUrl.query({ text: 'SELECT $1::text AS secret', values: [CANARY], name: 'safety-secret' });
+      await byUrl.query('CREATE TEMP TABLE safety_secret (v text PRIMARY KEY, n int NOT NULL)');
+      await byUrl.query('INSERT INTO safety_secret VALUES ($1, 1)', [CANARY]);
+      // Errors whose detail quotes the row: a unique violation, a NOT NULL violation.
+      await byUrl.query('INSERT INTO safety_secret VALUES ($1, 1)', [CANARY]).catch(() => undefined);
+      await byUrl.query('INSERT INTO safety_secret VALUES ($1, NULL)', [`${CANARY}-2`]).catch(() => undefined);
+      await byUrl.end();
+      const byConfig = new pg.Pool({ ...PG, password: CANARY, max: 1 });
+      await byConfig.query('SELECT $1::text AS secret', [CANARY]);
+      await new Promise<void>((resolve) => byConfig.query('SELEKT $1::text', [CANARY], () => resolve()));
+      // PostgreSQL quotes the value it could not convert in its message.
+      await byConfig.query('SELECT $1::int AS n', [CANARY]).catch(() => undefined);
+      await byConfig.end();
+      const refused = new pg.Client({ connectionString: `postgres://${PG.user}:${CANARY}@127.0.0.1:1/${PG.database}` });
+      await refused.connect().catch(() => undefined);
+    });
+    parent.finish();
+    const spans = t.spans().filter((s) => s.operationName !== 'parent');
+    assert.ok(spans.length >= 8, `${spans.length} spans`);
+    assert.ok(spans.some((s) => tag(s, 'error') === true), 'no failing query was traced');
+    for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
+    recordCanary('pg', 'the password of a connection string and of a config, SQL parameter values (also in queries failing on a unique or NOT NULL violation, whose detail quotes the row)', spans.length);
+  });
+
+  it('ioredis: the AUTH password and SET values, in successful and failing commands', async () => {
+    const key = uniqueName('safety_secret');
+    const parent = t.tracer.startSpan('parent');
+    await spanInContext(parent, async () => {
+      const redis = new Redis(REDIS);
+      await redis.set(key, CANARY);
+      await redis.get(key);
+      await redis.set(key, CANARY, 'EX', 60);
+      await redis.lpush(key, CANARY).catch(() => undefined); // WRONGTYPE: the error carries the arguments
+      await redis.call('NOSUCHCOMMAND', CANARY).catch(() => undefined); // Redis quotes the arguments
+      await redis.pipeline().set(key, CANARY).lpush(key, CANARY).exec();
+      await redis.multi().set(key, CANARY).get(key).exec();
+      await redis.auth(CANARY).catch(() => undefined);
+      await redis.call('AUTH', 'default', CANARY).catch(() => undefined);
+      await redis.del(key);
+      await redis.quit();
+    });
+    parent.finish();
+    const spans = t.spans().filter((s) => s.operationName !== 'parent');
+    assert.ok(spans.length >= 10, `${spans.length} spans`);
+    assert.ok(spans.some((s) => tag(s, 'error') === true), 'no failing command was traced');
+    for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
+    recordCanary('ioredis', 'a SET value (also in WRONGTYPE errors, pipelines and transactions), an unknown command\'s argument, the AUTH password', spans.length);
+  });
+});
+
+describe('opted-in capture records the values (tested with another value than the canary)', () => {
+  const OPTED_IN = 'opted-in-value-7c1e';
+  const t = useTracing(['pg', 'ioredis'], {
+    pg: { captureParameters: true },
+    ioredis: { statementSerializer: (command, args) => `${command.toUpperCase()} ${args.map(String).join(' ')}` },
+  });
+
+  it('pg captureParameters: the values are in db.parameters', async () => {
+    const pool = new pg.Pool({ ...PG, max: 1 });
+    await pool.query('SELECT $1::text AS v', [OPTED_IN]);
+    await pool.end();
+    const [span] = t.spans().filter((s) => s.operationName === 'pg:SELECT');
+    assert.strictEqual(tag(span, 'db.parameters'), JSON.stringify([OPTED_IN]));
+    assert.deepStrictEqual(findSecret(span, OPTED_IN), ['tag db.parameters'], 'the scanner sees what opting in records');
+  });
+
+  it('ioredis statementSerializer: the arguments are in db.statement', async () => {
+    const key = uniqueName('safety_optin');
+    const redis = new Redis(REDIS);
+    await redis.set(key, OPTED_IN, 'EX', 60);
+    await redis.del(key);
+    await redis.quit();
+    const [span] = t.spans().filter((s) => s.operationName === 'redis:SET');
+    assert.strictEqual(tag(span, 'db.statement'), `SET ${key} ${OPTED_IN} EX 60`);
+    assert.deepStrictEqual(findSecret(span, OPTED_IN), ['tag db.statement']);
+  });
+});

@@ -6,7 +6,10 @@
  */
 import type { AxiosInstance } from 'axios';
 import type * as http from 'http';
+import Redis from 'ioredis';
+import pg from 'pg';
 import type * as undici from 'undici';
+import { PG, REDIS, uniqueName } from '../helpers/db';
 import { TAG } from '../../src/constants';
 import { tag, type JaegerSpan } from '../helpers/tracing';
 
@@ -86,5 +89,45 @@ export async function loadCalls(r: LoadResources): Promise<LoadCall[]> {
       requestOf: fromUrl,
     },
   ];
+
+  // PostgreSQL: one pool of 8 for every request (the others wait for a free client, in their own context).
+  const pool = new pg.Pool({ ...PG, max: 8 });
+  calls.push({
+    name: 'pg',
+    component: 'pg',
+    spansPerCall: 1,
+    viaServer: false,
+    async run(i, round) {
+      // The request number travels in a comment, which db.statement keeps.
+      const res = await pool.query(`SELECT $1::int AS i /* load ${i} ${round} */`, [i]);
+      if (res.rows[0].i !== i) throw new Error(`wrong row ${JSON.stringify(res.rows)}`);
+    },
+    requestOf: (span) => numberIn(tag(span, TAG.DB_STATEMENT), /\/\* load (\d+) /),
+    close: () => pool.end(),
+  });
+
+  // Redis: one connection for every request; keys are removed at the end.
+  const redis = new Redis(REDIS);
+  const prefix = uniqueName('safety_load');
+  calls.push({
+    name: 'ioredis',
+    component: 'ioredis',
+    spansPerCall: 1,
+    viaServer: false,
+    async run(i, round) {
+      const reply = await redis.set(`${prefix}:${i}:${round}`, String(i), 'EX', 120);
+      if (reply !== 'OK') throw new Error(`SET answered ${String(reply)}`);
+    },
+    requestOf: (span) => numberIn(tag(span, TAG.DB_STATEMENT), new RegExp(`${prefix}:(\\d+):`)),
+    async close() {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+      await redis.quit();
+    },
+  });
   return calls;
 }
