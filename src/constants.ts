@@ -56,6 +56,18 @@ export const DEBUG_NAME = 'opentracing-instrumentation';
  */
 export const BAGGAGE_HEADER_PREFIXES = ['uberctx-', 'ot-baggage-', 'baggage'] as const;
 
+/**
+ * Bounds on the baggage sent downstream with each call. Baggage arrives from
+ * callers (a trusted caller can send up to Node's header size limit of it)
+ * and is forwarded on every hop: without a bound, a caller could make every
+ * downstream request too large to be accepted (HTTP 431). The figures are
+ * those of the W3C Baggage limits: 64 entries, 8192 bytes (names and values).
+ */
+export const BAGGAGE_LIMIT = {
+  MAX_ITEMS: 64,
+  MAX_BYTES: 8192,
+} as const;
+
 /** Server spans (src/server.ts, src/hooks/http-server.ts). */
 export const SERVER = {
   /** `error.kind` of a span marked failed by its HTTP status (as the http client patch logs it). */

@@ -121,6 +121,15 @@ export function bindToCurrentContext<F extends (...args: never[]) => unknown>(fn
 }
 
 /**
+ * Internal: runs `fn` in a context captured earlier with `currentStore()`
+ * (`undefined`: outside any), for work a library queued and runs later from
+ * someone else's context.
+ */
+export function runInStore<T>(store: ContextStore | undefined, fn: () => T): T {
+  return store === undefined ? storage.exit(fn) : storage.run(store, fn);
+}
+
+/**
  * Internal (http-server patch): makes `span` current for the rest of the
  * async resource running now, without restoring it afterwards
  * (AsyncLocalStorage `enterWith`). Node runs every later event of an HTTP

@@ -62,6 +62,35 @@ export function redactParsedUrl(parsed: URL): string {
   return `${parsed.protocol}//${auth}${parsed.host}${parsed.pathname}${redactQuery(parsed.search)}`;
 }
 
+/** True when a (raw, possibly percent-encoded) query parameter name looks secret. */
+function isSecretQueryKey(rawKey: string): boolean {
+  let key = rawKey;
+  try {
+    key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
+  } catch {
+    // a malformed escape: compare the raw key
+  }
+  return SECRET_QUERY_KEY.test(key);
+}
+
+/** `scheme://userinfo@` inside free text. */
+const USERINFO_IN_TEXT = /(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>`]*@/gi;
+/** `?name=value` / `&name=value` inside free text. */
+const QUERY_PAIR_IN_TEXT = /([?&;])([^=&\s#?"'<>`]+)=([^&\s#"'<>`]*)/g;
+
+/**
+ * Free text (an error message or stack) with URL credentials and the values
+ * of secret-looking query parameters replaced, wherever they appear; the rest
+ * is left as it is. Some errors quote the URL they failed on ("Failed to
+ * parse URL from https://user:secret@host/?token=..."), valid or not.
+ */
+export function redactText(text: string): string {
+  if (!text.includes('@') && !text.includes('=')) return text;
+  return text
+    .replace(USERINFO_IN_TEXT, `$1${REDACTED}@`)
+    .replace(QUERY_PAIR_IN_TEXT, (pair: string, sep: string, key: string) => (isSecretQueryKey(key) ? `${sep}${key}=${REDACTED}` : pair));
+}
+
 /**
  * What a span may log as `error.object` for `err`: `err` itself, or, when it
  * has any of the own properties in `fields`, a copy (same prototype, same

@@ -5,9 +5,10 @@
  */
 import { isIP } from 'net';
 import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext, type Tracer } from 'opentracing';
-import { LOG, SPAN_KIND_CLIENT, TAG } from './constants';
+import { BAGGAGE_LIMIT, LOG, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed } from './context';
 import { logOnce } from './logger';
+import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
 import { isBaggageHeader } from './propagation';
 
@@ -207,16 +208,59 @@ function errorKind(err: unknown): string {
 }
 
 /** Marks `span` as failed: `error`=`true` and the error log of the OpenTracing conventions. */
+/**
+ * The `error.object` field: the error for whoever reads it in the process
+ * (an object whose prototype is the error: `instanceof`, `code`, `response`
+ * read through), but with its message and stack redacted and serialized as
+ * `{ name, message, code, stack }` only. Tracers serialize object fields with
+ * `JSON.stringify` (jaeger-client's thrift.js): the error's own fields would
+ * reach the backend, and they hold secrets (an AxiosError's `config` has the
+ * URL and the Authorization header; Node's ERR_INVALID_URL has `input`).
+ */
+function errorObjectField(err: unknown, message: string, stack: string | undefined, depth = 0): unknown {
+  if (err === null || (typeof err !== 'object' && typeof err !== 'function')) return typeof err === 'string' ? message : err;
+  const e = err as { name?: unknown; code?: unknown; cause?: unknown };
+  const summary = {
+    name: typeof e.name === 'string' ? e.name : undefined,
+    message,
+    code: typeof e.code === 'string' || typeof e.code === 'number' ? e.code : undefined,
+    stack,
+  };
+  const field = Object.create(err as object) as object;
+  // Own values for what readers ask most: some errors' accessors (DOMException's
+  // `name`, `code`) refuse any `this` but the error itself.
+  Object.defineProperties(field, {
+    name: { value: summary.name, configurable: true },
+    code: { value: summary.code, configurable: true },
+    message: { value: message, configurable: true },
+    stack: { value: stack, configurable: true },
+    toJSON: { value: () => summary, configurable: true },
+  });
+  // util.inspect shows an error's `cause` (found through the prototype): the same treatment for it.
+  if ('cause' in (err as object)) {
+    const cause = e.cause as { message?: unknown; stack?: unknown } | null | undefined;
+    const causeMessage = redactText(typeof cause?.message === 'string' ? cause.message : String(cause));
+    const causeStack = typeof cause?.stack === 'string' ? redactText(cause.stack) : undefined;
+    Object.defineProperty(field, 'cause', {
+      value: depth < 3 ? errorObjectField(cause, causeMessage, causeStack, depth + 1) : causeMessage,
+      configurable: true,
+    });
+  }
+  return field;
+}
+
 export function tagError(span: Span, err: unknown): void {
   try {
     span.setTag(TAG.ERROR, true);
     const e = err as { message?: unknown; stack?: unknown } | null | undefined;
+    const message = redactText(typeof e?.message === 'string' ? e.message : String(err));
+    const stack = typeof e?.stack === 'string' ? redactText(e.stack) : undefined;
     span.log({
       [LOG.EVENT]: LOG.ERROR_EVENT,
       [LOG.ERROR_KIND]: errorKind(err),
-      [LOG.ERROR_OBJECT]: err,
-      [LOG.MESSAGE]: typeof e?.message === 'string' ? e.message : String(err),
-      [LOG.STACK]: typeof e?.stack === 'string' ? e.stack : undefined,
+      [LOG.ERROR_OBJECT]: errorObjectField(err, message, stack),
+      [LOG.MESSAGE]: message,
+      [LOG.STACK]: stack,
     });
   } catch (logErr) {
     logOnce('tagError', 'could not tag an error on a span', logErr);
@@ -262,11 +306,20 @@ export function isErrorStatusBy(
   }
 }
 
+/** An HTTP header name (RFC 9110 token) and a value Node accepts (lib/_http_common.js). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
 /**
  * Injects `span`'s context as HTTP headers for a call to `host`, through
  * `set(name, value)`, when `propagateTo` allows that host; drops baggage
  * headers when `propagateBaggage` is false. Returns what was written. Never
  * throws: a failing tracer or setter is logged once.
+ *
+ * Baggage comes from callers, so it is treated as hostile: a header that
+ * Node would refuse (a baggage key from a `jaeger-baggage` header may hold
+ * any character) is dropped rather than failing the application's request,
+ * and baggage beyond `BAGGAGE_LIMIT` (entries, bytes) is not forwarded.
  */
 export function injectHttpHeaders(
   span: Span,
@@ -282,13 +335,32 @@ export function injectHttpHeaders(
     logOnce('inject', 'tracer.inject threw; the call goes on without trace headers', err);
     return {};
   }
+  let baggageItems = 0;
+  let baggageBytes = 0;
   for (const name of Object.keys(carrier)) {
-    if (!rules.baggage && isBaggageHeader(name)) {
+    const baggage = isBaggageHeader(name);
+    if (baggage && !rules.baggage) {
       delete carrier[name];
       continue;
     }
+    const value = String(carrier[name]);
+    if (!HEADER_NAME.test(name) || INVALID_HEADER_VALUE.test(value)) {
+      logOnce('inject-invalid', `dropped trace header ${JSON.stringify(name.slice(0, 64))}: not a valid HTTP header`);
+      delete carrier[name];
+      continue;
+    }
+    if (baggage) {
+      const size = name.length + value.length;
+      if (baggageItems >= BAGGAGE_LIMIT.MAX_ITEMS || baggageBytes + size > BAGGAGE_LIMIT.MAX_BYTES) {
+        logOnce('inject-baggage-limit', `baggage beyond ${BAGGAGE_LIMIT.MAX_ITEMS} entries or ${BAGGAGE_LIMIT.MAX_BYTES} bytes is not forwarded`);
+        delete carrier[name];
+        continue;
+      }
+      baggageItems++;
+      baggageBytes += size;
+    }
     try {
-      set(name, String(carrier[name]));
+      set(name, value);
     } catch (err) {
       logOnce(`inject-set:${name}`, `could not set trace header ${name}`, err);
     }

@@ -14,7 +14,7 @@ import {
   uninstallAllPatches,
 } from '../src';
 import type { AxiosResponseLike } from '../src';
-import { createTestTracer, logs, parentId, spanId, tag, tags, traceId, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import { createTestTracer, errorBehind, logs, parentId, spanId, tag, tags, traceId, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
 import { loopbackLookup } from './helpers/lookup';
 import { startHttpServer, type TestServer } from './helpers/servers';
 
@@ -425,7 +425,7 @@ describe('axios patch', () => {
       const [log] = logs(span);
       assert.strictEqual(log.event, 'error');
       assert.strictEqual(log['error.kind'], 'ERR_BAD_RESPONSE');
-      assert.strictEqual(log['error.object'], err);
+      assert.strictEqual(errorBehind(log['error.object']), err);
       assert.strictEqual(log.message, err.message);
     });
 
@@ -461,7 +461,7 @@ describe('axios patch', () => {
       const [span] = await waitForSpans(t, 1);
       assert.strictEqual(tag(span, 'http.status_code'), 200);
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
     });
 
     it('a custom adapter: its response is the span status and goes to the hook', async () => {
@@ -493,7 +493,7 @@ describe('axios patch', () => {
       assert.strictEqual(tag(span, 'http.status_code'), undefined);
       const [log] = logs(span);
       assert.strictEqual(log['error.kind'], 'ECONNREFUSED');
-      assert.strictEqual(log['error.object'], traced);
+      assert.strictEqual(errorBehind(log['error.object']), traced);
     });
 
     it('a timeout (`timeout`) is an error of kind ECONNABORTED', async () => {
@@ -502,14 +502,14 @@ describe('axios patch', () => {
       const [span] = await waitForSpans(t, 1);
       assert.strictEqual(tag(span, 'error'), true);
       assert.strictEqual(logs(span)[0]['error.kind'], 'ECONNABORTED');
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
     });
 
     it('a timeout with the fetch adapter is an error too', async () => {
       const err = await rejectionOf(axios.get(`${server.origin}/slow/2000`, { timeout: 50, adapter: 'fetch' }));
       const [span] = await waitForSpans(t, 1);
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
       assert.strictEqual(t.spans().length, 1);
     });
 
@@ -521,7 +521,7 @@ describe('axios patch', () => {
       const [span] = await waitForSpans(t, 1);
       assert.strictEqual(tag(span, 'error'), true);
       assert.strictEqual(logs(span)[0]['error.kind'], 'ERR_CANCELED');
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
     });
 
     it('a CancelToken cancelled in flight is an error of kind ERR_CANCELED', async () => {
@@ -577,7 +577,7 @@ describe('axios patch', () => {
       assert.strictEqual(traced.message, plain.message);
       const [span] = await waitForSpans(t, 1);
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], traced);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), traced);
       assert.strictEqual(tag(span, 'http.url'), 'http://no-slashes/?token=REDACTED'); // as redactUrl reads it
     });
 
@@ -725,7 +725,8 @@ describe('axios patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish, span.log and span.setTag throw', async () => {
-    const t = createTestTracer();
+    // span.finish is broken before it records anything: nothing to account for.
+    const t = createTestTracer({ accounted: false });
     const startSpan = t.tracer.startSpan.bind(t.tracer);
     t.tracer.startSpan = ((name: string, opts?: object) => {
       const span = startSpan(name, opts) as JaegerSpan;

@@ -1,8 +1,21 @@
 import assert from 'assert';
 import * as dgram from 'dgram';
 import type { AddressInfo } from 'net';
+import { record } from './helpers/reliability';
 import { runApp } from './helpers/run-app';
 import { startHttpServer, type TestServer } from './helpers/servers';
+
+function recordBackendFault(what: string): void {
+  record('faults.backend', {
+    area: 'Faults',
+    what: 'the tracing backend fails: Jaeger agent port closed, HTTP collector answering 500, HTTP collector hanging (an app under `node -r ./register` making traced calls)',
+    unit: 'app runs',
+    lostMeans: 'an app call that failed or changed, a process that did not exit on its own',
+    tried: 1,
+    lost: 0,
+    notes: [what],
+  });
+}
 
 /** What the fixture app's server saw: one trace header per call. */
 function seenHeaders(stdout: string): string[] {
@@ -23,6 +36,7 @@ describe('a failing tracing backend does not affect the application', () => {
     const seen = seenHeaders(run.stdout);
     assert.strictEqual(seen.length, 2);
     for (const h of seen) assert.match(h, /^[0-9a-f]+:[0-9a-f]+:0:1$/);
+    recordBackendFault(`agent port closed: exited with 0 after ${run.ms} ms`);
   });
 
   describe('HTTP collector (JAEGER_ENDPOINT)', () => {
@@ -44,6 +58,7 @@ describe('a failing tracing backend does not affect the application', () => {
       for (const r of collector.received) {
         assert.strictEqual(r.headers['uber-trace-id'], undefined, "the tracer's own request was traced");
       }
+      recordBackendFault(`collector answering 500: exited with 0 after ${run.ms} ms`);
     });
 
     it('hanging: the app works and exits once the sender times out', async () => {
@@ -55,6 +70,7 @@ describe('a failing tracing backend does not affect the application', () => {
       assert.strictEqual(seenHeaders(run.stdout).length, 2);
       assert.ok(collector.received.length >= 1);
       assert.ok(run.ms < 8000, `took ${run.ms} ms`);
+      recordBackendFault(`collector hanging: exited with 0 after ${run.ms} ms (reporter timeout 300 ms)`);
     });
   });
 });

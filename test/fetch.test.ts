@@ -6,7 +6,7 @@ import type { Span, Tracer } from 'opentracing';
 import * as undici from 'undici';
 import { getCurrentSpan, installPatches, setResponseHook, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
 import type { FetchResponseLike } from '../src';
-import { createTestTracer, logs, parentId, spanId, tag, tags, traceId, useTracing, waitFor, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import { createTestTracer, errorBehind, logs, parentId, spanId, tag, tags, traceId, useTracing, waitFor, waitForSpans, type JaegerSpan } from './helpers/tracing';
 import { defaultHandler, startHttpServer, type Handler, type TestServer } from './helpers/servers';
 
 const PATCHES = ['http', 'https', 'fetch'] as const;
@@ -330,7 +330,7 @@ describe('fetch patch', () => {
       const [log] = logs(span);
       assert.strictEqual(log.event, 'error');
       assert.strictEqual(log['error.kind'], 'ECONNREFUSED');
-      assert.strictEqual(log['error.object'], traced.cause);
+      assert.strictEqual(errorBehind(log['error.object']), traced.cause);
     });
 
     it('an abort before the response (AbortController) is an error', async () => {
@@ -474,7 +474,8 @@ describe('fetch patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish, span.log and span.setTag throw', async () => {
-    const t = createTestTracer();
+    // span.finish is broken before it records anything: nothing to account for.
+    const t = createTestTracer({ accounted: false });
     const startSpan = t.tracer.startSpan.bind(t.tracer);
     t.tracer.startSpan = ((name: string, opts?: object) => {
       const span = startSpan(name, opts) as JaegerSpan;

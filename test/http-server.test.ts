@@ -26,6 +26,7 @@ import { startHttpServer, startHttpsServer, testCertificate, type Handler, type 
 import {
   assertAccountingClean,
   createTestTracer,
+  errorBehind,
   logs,
   parentId,
   spanId,
@@ -442,7 +443,7 @@ describe('http-server patch', () => {
       assert.strictEqual(tag(span, 'error'), true);
       assert.strictEqual(tag(span, 'http.status_code'), 500);
       const [log] = logs(span);
-      assert.strictEqual(log['error.object'], boom);
+      assert.strictEqual(errorBehind(log['error.object']), boom);
       assert.strictEqual(log.message, 'handler failed');
       assert.strictEqual(logs(span).length, 1, 'the 500 adds no second error log');
       assert.strictEqual(t.accounting.doubleFinished, 0);

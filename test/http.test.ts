@@ -7,6 +7,7 @@ import type { Span, Tracer } from 'opentracing';
 import { getCurrentSpan, installPatches, setCurrentSpanFunc, setResponseHook, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
 import {
   createTestTracer,
+  errorBehind,
   logs,
   parentId,
   spanId,
@@ -282,7 +283,7 @@ describe('http client patch', () => {
       const log = logs(span)[0];
       assert.strictEqual(log.event, 'error');
       assert.strictEqual(log['error.kind'], 'ECONNREFUSED');
-      assert.strictEqual(log['error.object'], seen);
+      assert.strictEqual(errorBehind(log['error.object']), seen);
     });
 
     it('finishes the span when the request is aborted before the response', async () => {
@@ -582,7 +583,8 @@ describe('http client patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish and span.setTag throw', async () => {
-    const t = createTestTracer();
+    // span.finish is broken before it records anything: nothing to account for.
+    const t = createTestTracer({ accounted: false });
     const startSpan = t.tracer.startSpan.bind(t.tracer);
     t.tracer.startSpan = ((name: string, opts?: object) => {
       const span = startSpan(name, opts) as JaegerSpan;

@@ -9,6 +9,7 @@ import { isWrapped } from '../src/wrap';
 import { closedPort, PG, uniqueName, unhandledRejections } from './helpers/db';
 import {
   createTestTracer,
+  errorBehind,
   logs,
   parentId,
   spanId,
@@ -172,7 +173,7 @@ describe('pg patch', () => {
       assert.strictEqual((err as { code?: string }).code, '42601');
       const span = only(t, 'pg:SELEC');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
     });
   });
 
@@ -247,7 +248,7 @@ describe('pg patch', () => {
       assert.strictEqual((err as { code?: string }).code, '42P01');
       const span = only(t, 'pg:SELECT');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
       assert.strictEqual(logs(span)[0]['error.kind'], '42P01');
     });
 
@@ -264,7 +265,7 @@ describe('pg patch', () => {
       assert.strictEqual(err, failing);
       const span = only(t, 'pg:SELECT');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], failing);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), failing);
       assert.deepStrictEqual((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
     });
 
@@ -326,7 +327,7 @@ describe('pg patch', () => {
       assert.strictEqual((err as { code?: string }).code, '22012');
       const span = only(t, 'pg:SELECT');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
     });
   });
 
@@ -373,7 +374,7 @@ describe('pg patch', () => {
       await waitFor(() => pgSpans(t).length === 1, 2000, 'the failed stream span');
       const span = only(t, 'pg:SELECT');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
     });
   });
 
@@ -389,7 +390,7 @@ describe('pg patch', () => {
       assert.strictEqual(tag(span, 'error'), true);
       const [log] = logs(span);
       assert.strictEqual(log.event, 'error');
-      assert.strictEqual(log['error.object'], err);
+      assert.strictEqual(errorBehind(log['error.object']), err);
       assert.strictEqual(log['error.kind'], '42601');
       assert.strictEqual(log.message, err.message);
     });
@@ -403,7 +404,7 @@ describe('pg patch', () => {
       assert.strictEqual(e.code, '23505');
       assert.strictEqual(e.detail, 'Key (id)=(1) already exists.', 'the app gets the error untouched');
       const [log] = logs(only(t, 'pg:INSERT'));
-      const logged = log['error.object'] as pg.DatabaseError;
+      const logged = errorBehind(log['error.object']) as pg.DatabaseError;
       assert.notStrictEqual(logged, err);
       assert.ok(logged instanceof pg.DatabaseError);
       assert.strictEqual(logged.detail, 'REDACTED');
@@ -424,7 +425,7 @@ describe('pg patch', () => {
         (e: Error) => e,
       );
       assert.match(err.message, /not queryable/);
-      assert.strictEqual(logs(only(t, 'pg:SELECT'))[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(only(t, 'pg:SELECT'))[0]['error.object']), err);
     });
 
     it('a server that went away mid-query (backend terminated)', async () => {
@@ -444,7 +445,7 @@ describe('pg patch', () => {
       assert.strictEqual((err as { code?: string }).code, '57P01');
       const span = only(t, 'pg:SELECT');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], err);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
       await victim.end().catch(() => undefined);
     });
 
@@ -454,7 +455,7 @@ describe('pg patch', () => {
       });
       assert.strictEqual(reasons.length, 1);
       assert.strictEqual((reasons[0] as { code?: string }).code, '42601');
-      assert.strictEqual(logs(only(t, 'pg:SELEKT'))[0]['error.object'], reasons[0]);
+      assert.strictEqual(errorBehind(logs(only(t, 'pg:SELEKT'))[0]['error.object']), reasons[0]);
     });
 
     it('a synchronous throw (null query) is the same as without instrumentation', () => {
@@ -547,7 +548,7 @@ describe('pg patch', () => {
         const span = only(t, 'pg:SELECT');
         assert.strictEqual(tag(span, 'error'), true);
         assert.strictEqual(tag(span, 'peer.port'), port);
-        assert.strictEqual(logs(span)[0]['error.object'], err);
+        assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
       } finally {
         await bad.end();
       }
@@ -571,7 +572,7 @@ describe('pg patch', () => {
           () => assert.fail('expected a unique violation'),
           (e: Error) => e,
         );
-        assert.strictEqual(logs(only(t, 'pg:INSERT'))[0]['error.object'], err);
+        assert.strictEqual(errorBehind(logs(only(t, 'pg:INSERT'))[0]['error.object']), err);
       });
 
       it('records the values as JSON and cuts long statements', async () => {
@@ -631,7 +632,7 @@ describe('pg patch', () => {
         assert.strictEqual(current, parent);
         assert.strictEqual((err as { code?: string }).code, 'ECONNREFUSED');
         const span = only(t, 'pg:connect');
-        assert.strictEqual(logs(span)[0]['error.object'], err);
+        assert.strictEqual(errorBehind(logs(span)[0]['error.object']), err);
       });
 
       it('a pool that connects a client for pool.query gives a pg:connect span next to the query span', async () => {

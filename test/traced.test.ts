@@ -5,7 +5,7 @@ import * as lib from '../src';
 import { getCurrentSpan, installPatches, spanInContext, traced } from '../src';
 import { request } from './helpers/requests';
 import { startHttpServer, type TestServer } from './helpers/servers';
-import { createTestTracer, logs, parentId, spanId, tag, traceId, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import { createTestTracer, errorBehind, logs, parentId, spanId, tag, traceId, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -107,7 +107,7 @@ describe('traced', () => {
       assert.throws(() => fails(), (err) => err === boom);
       const span = byName(t.spans(), 'fails');
       assert.strictEqual(tag(span, 'error'), true);
-      assert.strictEqual(logs(span)[0]['error.object'], boom);
+      assert.strictEqual(errorBehind(logs(span)[0]['error.object']), boom);
       assert.strictEqual(logs(span)[0]['error.kind'], 'TypeError');
     });
 

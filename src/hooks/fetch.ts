@@ -27,12 +27,13 @@ import type * as diagnosticsChannel from 'diagnostics_channel';
 import { Span as NoopSpan } from 'opentracing';
 import type { Span } from 'opentracing';
 import { TAG } from '../constants';
-import { activeOuterClient, bindToCurrentContext, isSuppressed } from '../context';
+import { activeOuterClient, bindToCurrentContext, currentStore, isSuppressed, runInStore, type ContextStore } from '../context';
 import type { UndiciRequest, UndiciResponseHead } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type FetchRequestLike, type FetchResponseLike } from '../options';
 import type { Instrumentation } from '../patcher';
 import { redactParsedUrl, redactUrl } from '../redact';
+import { unwrapMethod, wrapMethod } from '../wrap';
 import {
   addUrlPeerTags,
   clientTags,
@@ -105,9 +106,73 @@ function runFn(fn: () => void): void {
   fn();
 }
 
+/**
+ * A pool whose connections are all busy queues the request and dispatches it
+ * later from the 'drain' of whichever connection frees up
+ * (lib/dispatcher/pool-base.js, `kDispatch` and `kOnDrain`):
+ * `undici:request:create` is then published in that connection's context,
+ * which belongs to another caller. So `dispatch(opts, handler)` of undici's
+ * `DispatcherBase` is wrapped: the first time a handler is dispatched
+ * (synchronously inside the caller's call) the caller's context is kept; a
+ * later dispatch of the same handler (from a queue, a redirect, a retry) runs
+ * in it again. Handlers are per request; the map is weak.
+ */
+const callerOfHandler = new WeakMap<object, ContextStore | undefined>();
+const wrappedDispatchers = new Set<object>();
+type Dispatching = { dispatch: (opts: unknown, handler: unknown) => unknown };
+
+function keepCallerContext(proto: object): void {
+  if (wrappedDispatchers.has(proto)) return;
+  const wrapped = wrapMethod(proto as Dispatching, 'dispatch', (original) =>
+    function dispatch(this: unknown, opts: unknown, handler: unknown) {
+      if (handler !== null && typeof handler === 'object') {
+        if (!callerOfHandler.has(handler)) {
+          callerOfHandler.set(handler, currentStore());
+        } else {
+          const store = callerOfHandler.get(handler);
+          if (store !== currentStore()) return runInStore(store, () => original.call(this, opts, handler));
+        }
+      }
+      return original.apply(this, arguments as unknown as [unknown, unknown]);
+    },
+  );
+  if (wrapped) wrappedDispatchers.add(proto);
+}
+
+/** undici's `DispatcherBase.prototype` above `obj` (an Agent, a Pool, the global dispatcher). */
+function dispatcherBaseOf(obj: unknown): object | undefined {
+  for (let p = obj; p !== null && p !== undefined && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    if (Object.prototype.hasOwnProperty.call(p, 'dispatch') && (p as { constructor?: { name?: string } }).constructor?.name === 'DispatcherBase') {
+      return p as object;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The undici bundled in Node cannot be required; it is loaded on the first
+ * use of fetch (loading it ourselves would cost every application tens of
+ * milliseconds at startup). Its global dispatcher exists from then on, and
+ * its first request is created synchronously inside the first `dispatch`,
+ * before any pool can queue: wrapping at the first `request:create` misses
+ * nothing. Checked by identity on each request (the global dispatcher can be
+ * replaced at run time).
+ */
+const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
+let lastGlobalDispatcher: unknown;
+
+function keepCallerContextOfGlobalDispatcher(): void {
+  const current = (globalThis as Record<symbol, unknown>)[GLOBAL_DISPATCHER];
+  if (current === lastGlobalDispatcher) return;
+  lastGlobalDispatcher = current;
+  const proto = dispatcherBaseOf(current);
+  if (proto !== undefined) keepCallerContext(proto);
+}
+
 function onCreate(message: unknown): void {
   // A subscriber that throws would surface as an uncaught exception: never.
   try {
+    keepCallerContextOfGlobalDispatcher();
     if (isSuppressed()) return;
     const request = (message as { request?: UndiciRequest } | null)?.request;
     if (request === undefined || request === null || typeof request.addHeader !== 'function') return;
@@ -247,10 +312,30 @@ export const fetchClient: Instrumentation<DiagnosticsChannel> = {
     if (subscribed) return;
     subscribed = true;
     for (const [channel, handler] of SUBSCRIPTIONS) dc.subscribe(channel, handler);
+    keepCallerContextOfGlobalDispatcher();
   },
   unpatch(dc) {
     // Also after a partial patch: unsubscribing what is not subscribed is a no-op.
     for (const [channel, handler] of SUBSCRIPTIONS) dc.unsubscribe(channel, handler);
     subscribed = false;
+    for (const proto of wrappedDispatchers) unwrapMethod(proto as Dispatching, 'dispatch');
+    wrappedDispatchers.clear();
+    lastGlobalDispatcher = undefined;
+  },
+};
+
+/** The `undici` package: its dispatchers keep the caller's context for queued requests (see `keepCallerContext`). */
+export const undiciDispatchers: Instrumentation<{ Agent?: { prototype?: object } }> = {
+  name: COMPONENT,
+  module: 'undici',
+  patch(undici) {
+    const proto = dispatcherBaseOf(undici.Agent?.prototype);
+    if (proto !== undefined) keepCallerContext(proto);
+  },
+  unpatch(undici) {
+    const proto = dispatcherBaseOf(undici.Agent?.prototype);
+    if (proto === undefined) return;
+    unwrapMethod(proto as Dispatching, 'dispatch');
+    wrappedDispatchers.delete(proto);
   },
 };

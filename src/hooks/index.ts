@@ -30,6 +30,7 @@ export const instrumentations: ReadonlyArray<Registration> = [
   { name: 'http-server', module: 'https', load: () => (require('./http-server') as typeof import('./http-server')).httpsServer as Hook },
   { name: 'axios', module: 'axios', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook },
   { name: 'fetch', module: 'diagnostics_channel', load: () => (require('./fetch') as typeof import('./fetch')).fetchClient as Hook },
+  { name: 'fetch', module: 'undici', load: () => (require('./fetch') as typeof import('./fetch')).undiciDispatchers as Hook },
   { name: 'pg', module: 'pg', load: () => (require('./pg') as typeof import('./pg')).pgClient as Hook },
   { name: 'pg', module: 'pg-pool', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
   { name: 'ioredis', module: 'ioredis', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook },

@@ -134,18 +134,51 @@ function requestView(config: unknown, values: unknown): PgQueryConfig {
   return { text: textOf(config), values: Array.isArray(v) ? v : undefined };
 }
 
+/**
+ * PostgreSQL quotes the value it could not use in some messages (`invalid
+ * input syntax for type integer: "..."`, `value "..." is out of range`): the
+ * quoted parameter values of `message` and `stack`, replaced. Undefined when
+ * no parameter value is quoted.
+ */
+function withoutQuotedValues(err: unknown, values: unknown): Record<string, string> | undefined {
+  if (!Array.isArray(values) || values.length === 0) return undefined;
+  const e = err as { message?: unknown; stack?: unknown };
+  if (typeof e.message !== 'string' || !e.message.includes('"')) return undefined;
+  let message = e.message;
+  let stack = typeof e.stack === 'string' ? e.stack : undefined;
+  for (const value of values) {
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint') continue;
+    const quoted = `"${String(value)}"`;
+    if (quoted.length <= 2 || !message.includes(quoted)) continue;
+    message = message.split(quoted).join(`"${REDACTED}"`);
+    if (stack !== undefined) stack = stack.split(quoted).join(`"${REDACTED}"`);
+  }
+  if (message === e.message) return undefined;
+  return stack === undefined ? { message } : { message, stack };
+}
+
 /** Finishes `span` once: response hook on success, error tags on failure. */
-function finisher(span: Span, options: PgOptions, onDone?: () => void): Finish {
+function finisher(span: Span, options: PgOptions, onDone?: () => void, values?: unknown): Finish {
   let done = false;
   return (err, result) => {
     if (done) return;
     done = true;
     if (onDone) onDone();
     if (err) {
-      // A DatabaseError's `detail` quotes row values ("Failing row contains (...)"): logged only with captureParameters.
-      const detail = (err as { detail?: unknown }).detail;
-      const quotesValues = typeof detail === 'string' && options.captureParameters !== true;
-      finishSpan(span, quotesValues ? redactErrorFields(err, { detail: REDACTED }) : err);
+      if (options.captureParameters === true) {
+        finishSpan(span, err);
+        return;
+      }
+      // A DatabaseError's `detail` quotes row values ("Failing row contains (...)"),
+      // its message sometimes a parameter value: logged only with captureParameters.
+      let fields: Record<string, string> | undefined;
+      try {
+        fields = withoutQuotedValues(err, values);
+      } catch (redactErr) {
+        logOnce('pg:redact', 'could not check a pg error for quoted values', redactErr);
+      }
+      if (typeof (err as { detail?: unknown }).detail === 'string') fields = { ...fields, detail: REDACTED };
+      finishSpan(span, fields !== undefined ? redactErrorFields(err, fields) : err);
       return;
     }
     if (result !== undefined) safeCall('pg responseHook', options.responseHook, result as PgQueryResult, span);
@@ -286,7 +319,7 @@ function tracedClientQuery(original: PgClientPrototype['query'], client: PgClien
     if ((config as { [OBSERVED]?: boolean })[OBSERVED]) return original.apply(client, args as never);
     const span = startQuerySpan(options, config, values, client);
     if (span === undefined) return original.apply(client, args as never);
-    const finish = finisher(span, options);
+    const finish = finisher(span, options, undefined, valuesOf(config, values));
     try {
       observeSubmittable(config, finish);
     } catch (err) {
@@ -311,7 +344,7 @@ function tracedClientQuery(original: PgClientPrototype['query'], client: PgClien
 
   const span = startQuerySpan(options, config, values, client);
   if (span === undefined) return original.apply(client, args as never);
-  const finish = finisher(span, options);
+  const finish = finisher(span, options, undefined, valuesOf(config, values));
   let wrapped: Callback | undefined;
   if (typeof cb === 'function') {
     try {
@@ -397,9 +430,14 @@ function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: unkn
 
   const outer: OuterClient = { span, component: COMPONENT, done: false };
   poolCalls.set(outer, { config, adopted: false, connectionTagged: false });
-  const finish = finisher(span, options, () => {
-    outer.done = true;
-  });
+  const finish = finisher(
+    span,
+    options,
+    () => {
+      outer.done = true;
+    },
+    valuesOf(config, cbIndex === 1 ? undefined : args[1]),
+  );
   let list: unknown[] | undefined;
   if (typeof cb === 'function') {
     try {

@@ -27,11 +27,16 @@ function text(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value === null || value === undefined) return '';
   if (typeof value === 'object') {
-    try {
-      return inspect(value, { depth: 4, breakLength: Infinity }) + String(value);
-    } catch {
-      return String(value);
+    let out = '';
+    // What a reader in the process sees, and what jaeger-client sends (thrift.js: JSON.stringify of object fields).
+    for (const render of [() => inspect(value, { depth: 4, breakLength: Infinity }), () => String(value), () => JSON.stringify(value)]) {
+      try {
+        out += render() ?? '';
+      } catch {
+        // an unprintable value cannot carry the canary that way
+      }
     }
+    return out;
   }
   return String(value);
 }

@@ -5,6 +5,7 @@
  */
 import assert from 'assert';
 import { randomBytes } from 'crypto';
+import { errorBehind } from './tracing';
 
 export const PG = {
   host: process.env.PGHOST ?? '127.0.0.1',
@@ -63,7 +64,9 @@ export async function unhandledRejections(fn: () => void, settleMs = 300): Promi
  * carries its command (ioredis' reply errors), a copy without the command's
  * arguments: same prototype, message and stack, `command: { name }`.
  */
-export function assertLoggedAs(logged: unknown, err: unknown): void {
+export function assertLoggedAs(field: unknown, err: unknown): void {
+  // The log field reads through to what the patch logged (src/span.ts tagError).
+  const logged = errorBehind(field);
   const e = err as { message: string; stack?: string; command?: { name: string; args: unknown[] } };
   if (e.command === undefined) {
     assert.strictEqual(logged, err);

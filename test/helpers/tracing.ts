@@ -46,6 +46,8 @@ export interface Accounting {
 
 export interface TestTracer {
   tracer: Tracer;
+  /** The test file that created this tracer (from the call stack), for the per-file accounting check. */
+  file: string | undefined;
   /** Finished spans, oldest first. */
   spans(): JaegerSpan[];
   clear(): void;
@@ -53,8 +55,34 @@ export interface TestTracer {
   close(): void;
 }
 
+/** Every tracer made by `createTestTracer` with accounting checked (test/hooks.ts checks them per file). */
+const accountedTracers: TestTracer[] = [];
+
+export function allAccountedTracers(): readonly TestTracer[] {
+  return accountedTracers;
+}
+
+/** The `*.test.ts` file in the current call stack, if any. */
+function callingTestFile(): string | undefined {
+  const stack = new Error().stack ?? '';
+  const m = /\(?([^()\s]+\.test\.ts):\d+:\d+\)?/.exec(stack);
+  return m ? m[1] : undefined;
+}
+
+export interface TestTracerOptions {
+  sampled?: boolean;
+  serviceName?: string;
+  /**
+   * Default true: the suite checks, when the creating test file ends, that
+   * every span this tracer started was finished exactly once. Only a test
+   * that breaks `span.finish` on purpose (so that nothing can be finished)
+   * turns it off.
+   */
+  accounted?: boolean;
+}
+
 /** A sampling jaeger tracer with an in-memory reporter and span accounting. */
-export function createTestTracer(options: { sampled?: boolean; serviceName?: string } = {}): TestTracer {
+export function createTestTracer(options: TestTracerOptions = {}): TestTracer {
   const reporter = new InMemoryReporter();
   // Every finished span of the suite is scanned for the secret canary (test/helpers/canary.ts).
   const report = (reporter as unknown as { report(span: JaegerSpan): void }).report.bind(reporter);
@@ -86,13 +114,16 @@ export function createTestTracer(options: { sampled?: boolean; serviceName?: str
     };
     return span;
   } as Tracer['startSpan'];
-  return {
+  const t: TestTracer = {
     tracer,
+    file: callingTestFile(),
     spans: () => reporter.spans,
     clear: () => reporter.clear(),
     accounting,
     close: () => (tracer as unknown as jaeger.JaegerTracer).close(),
   };
+  if (options.accounted !== false) accountedTracers.push(t);
+  return t;
 }
 
 /** The value of tag `key` of a finished span (undefined when absent). */
@@ -172,8 +203,21 @@ export function useTracing(
   after(async () => {
     uninstallAllPatches();
     setCurrentSpanFunc(null);
-    await assertAccountingClean(t);
-    t.close();
+    try {
+      await assertAccountingClean(t);
+    } finally {
+      // Even when the check fails: an open tracer keeps the process alive.
+      t.close();
+    }
   });
   return t;
+}
+
+/**
+ * The error an `error.object` log field stands for: the field is an object
+ * whose prototype is the very error the application got (with its message,
+ * stack and serialization redacted, see `tagError` in src/span.ts).
+ */
+export function errorBehind(field: unknown): unknown {
+  return field !== null && typeof field === 'object' ? Object.getPrototypeOf(field) : field;
 }
