@@ -14,7 +14,20 @@ import {
   uninstallAllPatches,
 } from '../src';
 import type { AxiosResponseLike } from '../src';
-import { createTestTracer, errorBehind, logs, parentId, spanId, tag, tags, traceId, useTracing, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import {
+  errorBehind,
+  logs,
+  parentId,
+  spanId,
+  tag,
+  tags,
+  traceId,
+  useTracing,
+  waitForSpans,
+  type JaegerSpan,
+  tracerWithBrokenMethod,
+  tracerWithBrokenSpans,
+} from './helpers/tracing';
 import { loopbackLookup } from './helpers/lookup';
 import { startHttpServer, type TestServer } from './helpers/servers';
 
@@ -707,10 +720,7 @@ describe('axios patch with a failing tracer', () => {
 
   for (const method of ['startSpan', 'inject'] as const) {
     it(`the call succeeds unchanged when tracer.${method} throws`, async () => {
-      const t = createTestTracer();
-      (t.tracer as unknown as Record<string, unknown>)[method] = () => {
-        throw new Error(`${method} broken`);
-      };
+      const t = tracerWithBrokenMethod(method);
       installPatches([...PATCHES], { tracer: t.tracer });
       try {
         const res = await axios.get(`${server.origin}/`);
@@ -725,19 +735,7 @@ describe('axios patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish, span.log and span.setTag throw', async () => {
-    // span.finish is broken before it records anything: nothing to account for.
-    const t = createTestTracer({ accounted: false });
-    const startSpan = t.tracer.startSpan.bind(t.tracer);
-    t.tracer.startSpan = ((name: string, opts?: object) => {
-      const span = startSpan(name, opts) as JaegerSpan;
-      const broken = (): never => {
-        throw new Error('span broken');
-      };
-      span.setTag = broken;
-      span.log = broken;
-      span.finish = broken;
-      return span;
-    }) as Tracer['startSpan'];
+    const t = tracerWithBrokenSpans();
     installPatches([...PATCHES], { tracer: t.tracer });
     try {
       const err = await rejectionOf(axios.get(`${server.origin}/status/503`));

@@ -6,7 +6,21 @@ import type { Span, Tracer } from 'opentracing';
 import * as undici from 'undici';
 import { getCurrentSpan, installPatches, setResponseHook, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
 import type { FetchResponseLike } from '../src';
-import { createTestTracer, errorBehind, logs, parentId, spanId, tag, tags, traceId, useTracing, waitFor, waitForSpans, type JaegerSpan } from './helpers/tracing';
+import {
+  errorBehind,
+  logs,
+  parentId,
+  spanId,
+  tag,
+  tags,
+  traceId,
+  useTracing,
+  waitFor,
+  waitForSpans,
+  type JaegerSpan,
+  tracerWithBrokenMethod,
+  tracerWithBrokenSpans,
+} from './helpers/tracing';
 import { defaultHandler, startHttpServer, type Handler, type TestServer } from './helpers/servers';
 
 const PATCHES = ['http', 'https', 'fetch'] as const;
@@ -457,10 +471,7 @@ describe('fetch patch with a failing tracer', () => {
 
   for (const method of ['startSpan', 'inject'] as const) {
     it(`the call succeeds unchanged when tracer.${method} throws`, async () => {
-      const t = createTestTracer();
-      (t.tracer as unknown as Record<string, unknown>)[method] = () => {
-        throw new Error(`${method} broken`);
-      };
+      const t = tracerWithBrokenMethod(method);
       installPatches(['fetch'], { tracer: t.tracer });
       try {
         const res = await fetch(`${server.origin}/`);
@@ -474,19 +485,7 @@ describe('fetch patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish, span.log and span.setTag throw', async () => {
-    // span.finish is broken before it records anything: nothing to account for.
-    const t = createTestTracer({ accounted: false });
-    const startSpan = t.tracer.startSpan.bind(t.tracer);
-    t.tracer.startSpan = ((name: string, opts?: object) => {
-      const span = startSpan(name, opts) as JaegerSpan;
-      const broken = (): never => {
-        throw new Error('span broken');
-      };
-      span.setTag = broken;
-      span.log = broken;
-      span.finish = broken;
-      return span;
-    }) as Tracer['startSpan'];
+    const t = tracerWithBrokenSpans();
     installPatches(['fetch'], { tracer: t.tracer });
     const uncaught: unknown[] = [];
     const onUncaught = (err: unknown): void => {

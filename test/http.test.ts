@@ -6,7 +6,6 @@ import * as net from 'net';
 import type { Span, Tracer } from 'opentracing';
 import { getCurrentSpan, installPatches, setCurrentSpanFunc, setResponseHook, spanInContext, suppressInstrumentation, uninstallAllPatches } from '../src';
 import {
-  createTestTracer,
   errorBehind,
   logs,
   parentId,
@@ -17,7 +16,8 @@ import {
   useTracing,
   waitFor,
   waitForSpans,
-  type JaegerSpan,
+  tracerWithBrokenMethod,
+  tracerWithBrokenSpans,
 } from './helpers/tracing';
 import { CANARY } from './helpers/canary';
 import { readBody, startHttpServer, startHttpsServer, testCertificate, type TestServer } from './helpers/servers';
@@ -562,10 +562,7 @@ describe('http client patch with a failing tracer', () => {
 
   for (const method of ['startSpan', 'inject'] as const) {
     it(`the call succeeds unchanged when tracer.${method} throws`, async () => {
-      const t = createTestTracer();
-      (t.tracer as unknown as Record<string, unknown>)[method] = () => {
-        throw new Error(`${method} broken`);
-      };
+      const t = tracerWithBrokenMethod(method);
       installPatches(['http'], { tracer: t.tracer as Tracer });
       try {
         const { res, body } = await get(`${server.origin}/`);
@@ -583,19 +580,7 @@ describe('http client patch with a failing tracer', () => {
   }
 
   it('the call succeeds unchanged when span.finish and span.setTag throw', async () => {
-    // span.finish is broken before it records anything: nothing to account for.
-    const t = createTestTracer({ accounted: false });
-    const startSpan = t.tracer.startSpan.bind(t.tracer);
-    t.tracer.startSpan = ((name: string, opts?: object) => {
-      const span = startSpan(name, opts) as JaegerSpan;
-      span.setTag = () => {
-        throw new Error('setTag broken');
-      };
-      span.finish = () => {
-        throw new Error('finish broken');
-      };
-      return span;
-    }) as Tracer['startSpan'];
+    const t = tracerWithBrokenSpans();
     installPatches(['http'], { tracer: t.tracer });
     try {
       const { res } = await get(`${server.origin}/status/503`);

@@ -211,6 +211,31 @@ function callOriginal(original: RequestFn, self: unknown, args: IArguments, end:
   return req;
 }
 
+/**
+ * Creates the request. When Node renders its headers inside the constructor
+ * (`early`), `span`'s trace headers go into a copy of the arguments first;
+ * otherwise `injectLate` sets them on the request afterwards.
+ */
+function createRequest(
+  original: RequestFn,
+  self: unknown,
+  args: IArguments,
+  callerOpts: RequestOptions | undefined,
+  early: boolean,
+  span: Span | undefined,
+): ClientRequest {
+  if (early && span !== undefined) {
+    const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
+    return original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
+  }
+  return original.apply(self, args as unknown as Parameters<RequestFn>);
+}
+
+/** Sets `span`'s trace headers on a request whose headers are not rendered yet. */
+function injectLate(req: ClientRequest, span: Span): void {
+  injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
+}
+
 function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
   if (isSuppressed()) return callOriginal(original, self, args, end);
 
@@ -227,14 +252,8 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
   // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
   const outer = activeOuterClient();
   if (outer !== undefined) {
-    if (early) {
-      const extra = injectHttpHeaders(outer.span, hostOf(args, callerOpts), () => undefined);
-      const req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
-      if (end) req.end();
-      return req;
-    }
-    const req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    injectHttpHeaders(outer.span, destinationHost(req), (name, value) => req.setHeader(name, value));
+    const req = createRequest(original, self, args, callerOpts, early, outer.span);
+    if (!early) injectLate(req, outer.span);
     if (end) req.end();
     return req;
   }
@@ -253,12 +272,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
 
   let req: ClientRequest;
   try {
-    if (early) {
-      const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
-      req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
-    } else {
-      req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    }
+    req = createRequest(original, self, args, callerOpts, early, span);
   } catch (err) {
     // Invalid arguments: Node throws before any I/O. Same error to the caller.
     finishSpan(span, err);
@@ -274,7 +288,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
       setTags(span, tags);
     }
     safeCall(`${component} requestHook`, options.requestHook, span, req);
-    if (!early) injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
+    if (!early) injectLate(req, span);
     observe(component, span, req, options);
   } catch (err) {
     logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);
@@ -299,18 +313,13 @@ function untracedRequest(
   const propagate = span.constructor !== NoopSpan;
   let req: ClientRequest;
   try {
-    if (early && propagate) {
-      const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
-      req = original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
-    } else {
-      req = original.apply(self, args as unknown as Parameters<RequestFn>);
-    }
+    req = createRequest(original, self, args, callerOpts, early, propagate ? span : undefined);
   } catch (err) {
     finishSpan(span, err);
     throw err;
   }
   try {
-    if (propagate && !early) injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
+    if (propagate && !early) injectLate(req, span);
   } catch (err) {
     logOnce(`${component}:inject`, 'could not propagate the trace context of a request', err);
   }

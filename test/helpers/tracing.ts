@@ -221,3 +221,32 @@ export function useTracing(
 export function errorBehind(field: unknown): unknown {
   return field !== null && typeof field === 'object' ? Object.getPrototypeOf(field) : field;
 }
+
+/** A test tracer whose `method` (startSpan, inject, ...) throws. */
+export function tracerWithBrokenMethod(method: 'startSpan' | 'inject' | 'extract'): TestTracer {
+  const t = createTestTracer();
+  (t.tracer as unknown as Record<string, unknown>)[method] = () => {
+    throw new Error(`${method} broken`);
+  };
+  return t;
+}
+
+/**
+ * A test tracer whose spans throw from setTag, log and finish. Not accounted:
+ * span.finish is broken before it records anything.
+ */
+export function tracerWithBrokenSpans(): TestTracer {
+  const t = createTestTracer({ accounted: false });
+  const startSpan = t.tracer.startSpan.bind(t.tracer);
+  t.tracer.startSpan = ((name: string, opts?: object) => {
+    const span = startSpan(name, opts) as JaegerSpan;
+    const broken = (): never => {
+      throw new Error('span broken');
+    };
+    span.setTag = broken;
+    span.log = broken;
+    span.finish = broken;
+    return span;
+  }) as Tracer['startSpan'];
+  return t;
+}
