@@ -27,6 +27,7 @@ import {
   type JaegerSpan,
   tracerWithBrokenMethod,
   tracerWithBrokenSpans,
+  underParent,
 } from './helpers/tracing';
 import { loopbackLookup } from './helpers/lookup';
 import { startHttpServer, type TestServer } from './helpers/servers';
@@ -92,20 +93,10 @@ describe('axios patch', () => {
     setResponseHook('axios', null);
   });
 
-  /** Runs `fn` under a fresh parent span, finished afterwards; returns the parent. */
-  async function underParent<T>(fn: () => Promise<T>): Promise<{ parent: Span; result: T }> {
-    const parent = t.tracer.startSpan('parent');
-    try {
-      const result = await spanInContext(parent, fn);
-      return { parent, result };
-    } finally {
-      parent.finish();
-    }
-  }
 
   describe('#axios.get(url)', () => {
     it('gives exactly one client span, child of the current span, and the server gets its id', async () => {
-      const { parent, result } = await underParent(() => axios.get(`${server.origin}/a/b?x=1`));
+      const { parent, result } = await underParent(t, () => axios.get(`${server.origin}/a/b?x=1`));
       assert.deepStrictEqual(result.data, { ok: true, path: '/a/b?x=1' });
       assert.strictEqual(t.spans().length, 2, 'the parent and one axios span: no http span underneath');
       const [span] = axiosSpans(t);
@@ -157,7 +148,7 @@ describe('axios patch', () => {
 
     it('runs the continuation in the caller context, never in the client span', async () => {
       const seen: Array<Span | undefined> = [];
-      const { parent } = await underParent(async () => {
+      const { parent } = await underParent(t, async () => {
         await axios.get(`${server.origin}/`).then(() => seen.push(getCurrentSpan()));
         seen.push(getCurrentSpan());
       });
@@ -182,7 +173,7 @@ describe('axios patch', () => {
 
   describe('#axios(config) and #axios(url, config)', () => {
     it('traces the default export called as a function, with baseURL and params (secrets redacted)', async () => {
-      const { parent } = await underParent(() =>
+      const { parent } = await underParent(t, () =>
         axios({ baseURL: server.origin, url: '/items', params: { page: 2, token: 'hunter2' }, method: 'put', data: { a: 1 } }),
       );
       const [span] = axiosSpans(t);
@@ -240,7 +231,7 @@ describe('axios patch', () => {
 
   describe('#axios.create()', () => {
     it('traces an instance made before install', async () => {
-      const { parent } = await underParent(() => earlyInstance.get(`${server.origin}/early`));
+      const { parent } = await underParent(t, () => earlyInstance.get(`${server.origin}/early`));
       const [span] = axiosSpans(t);
       assert.strictEqual(axiosSpans(t).length, 1);
       assert.strictEqual(parentId(span), spanId(parent));
@@ -288,7 +279,7 @@ describe('axios patch', () => {
         { synchronous: false },
       );
       api.interceptors.response.use((res) => ({ ...res, intercepted: true }));
-      const { parent, result } = await underParent(() =>
+      const { parent, result } = await underParent(t, () =>
         api.get('/original', {
           data: { n: 1 },
           transformRequest: [(data: { n: number }) => JSON.stringify({ n: data.n + 1 })],
@@ -316,7 +307,7 @@ describe('axios patch', () => {
         config.headers.set('x-token-path', token.data.path);
         return config;
       });
-      const { parent } = await underParent(() => api.get('/data'));
+      const { parent } = await underParent(t, () => api.get('/data'));
       const spans = axiosSpans(t);
       assert.strictEqual(spans.length, 2);
       assert.deepStrictEqual(spans.map((s) => tag(s, 'http.url')).sort(), [`${server.origin}/data`, `${server.origin}/token`]);
@@ -328,7 +319,7 @@ describe('axios patch', () => {
 
   describe('redirects', () => {
     it('stays one span, and every hop carries its trace headers (http adapter)', async () => {
-      const { parent, result } = await underParent(() => axios.get(`${server.origin}/redirect/3`));
+      const { parent, result } = await underParent(t, () => axios.get(`${server.origin}/redirect/3`));
       assert.strictEqual(result.status, 200);
       assert.strictEqual(axiosSpans(t).length, 1);
       assert.strictEqual(t.spans().length, 2);
@@ -343,7 +334,7 @@ describe('axios patch', () => {
     });
 
     it('stays one span, and every hop carries its trace headers (fetch adapter)', async () => {
-      await underParent(() => axios.get(`${server.origin}/redirect/2`, { adapter: 'fetch' }));
+      await underParent(t, () => axios.get(`${server.origin}/redirect/2`, { adapter: 'fetch' }));
       assert.strictEqual(t.spans().length, 2, 'no fetch span under the axios span');
       const [span] = axiosSpans(t);
       assert.strictEqual(server.received.length, 3);
@@ -385,7 +376,7 @@ describe('axios patch', () => {
 
   describe('the fetch adapter', () => {
     it("gives one axios span (no fetch span) and the server gets the axios span's id", async () => {
-      const { parent, result } = await underParent(() => axios.post(`${server.origin}/f`, { a: 1 }, { adapter: 'fetch' }));
+      const { parent, result } = await underParent(t, () => axios.post(`${server.origin}/f`, { a: 1 }, { adapter: 'fetch' }));
       assert.deepStrictEqual(result.data, { ok: true, path: '/f' });
       assert.strictEqual(t.spans().length, 2);
       const [span] = axiosSpans(t);
@@ -669,7 +660,7 @@ describe('axios patch', () => {
         await axios.get(`${server.origin}/`, { adapter: 'fetch' });
         assert.strictEqual(t.spans().length, 0);
         for (const r of server.received) assert.strictEqual(r.headers['uber-trace-id'], undefined);
-        await underParent(() => axios.get(`${server.origin}/`));
+        await underParent(t, () => axios.get(`${server.origin}/`));
         assert.strictEqual(axiosSpans(t).length, 1);
       } finally {
         installPatches([...PATCHES], { tracer: t.tracer });

@@ -20,6 +20,7 @@ import {
   type JaegerSpan,
   tracerWithBrokenMethod,
   tracerWithBrokenSpans,
+  underParent,
 } from './helpers/tracing';
 import { defaultHandler, startHttpServer, type Handler, type TestServer } from './helpers/servers';
 
@@ -76,15 +77,6 @@ describe('fetch patch', () => {
     setResponseHook('fetch', null);
   });
 
-  async function underParent<T>(fn: () => Promise<T>): Promise<{ parent: Span; result: T }> {
-    const parent = t.tracer.startSpan('parent');
-    try {
-      const result = await spanInContext(parent, fn);
-      return { parent, result };
-    } finally {
-      parent.finish();
-    }
-  }
 
   function fetchSpans(): JaegerSpan[] {
     return t.spans().filter((s) => tag(s, 'component') === 'fetch');
@@ -92,7 +84,7 @@ describe('fetch patch', () => {
 
   describe('#fetch(url) (global fetch)', () => {
     it('gives one client span, child of the current span, with the contract tags; the server gets its id', async () => {
-      const { parent, result } = await underParent(async () => (await fetch(`${server.origin}/a/b?x=1&token=hunter2`)).json());
+      const { parent, result } = await underParent(t, async () => (await fetch(`${server.origin}/a/b?x=1&token=hunter2`)).json());
       assert.deepStrictEqual(result, { ok: true, path: '/a/b?x=1&token=hunter2' });
       assert.strictEqual(t.spans().length, 2);
       const [span] = fetchSpans();
@@ -120,7 +112,7 @@ describe('fetch patch', () => {
 
     it('runs the continuations in the caller context, never in the client span', async () => {
       const seen: Array<Span | undefined> = [];
-      const { parent } = await underParent(async () => {
+      const { parent } = await underParent(t, async () => {
         const res = await fetch(`${server.origin}/`);
         seen.push(getCurrentSpan());
         await res.text();
@@ -153,7 +145,7 @@ describe('fetch patch', () => {
 
   describe('#undici.fetch / #undici.request (the undici package)', () => {
     it('traces undici.fetch once', async () => {
-      const { parent } = await underParent(async () => (await undici.fetch(`${server.origin}/u`)).text());
+      const { parent } = await underParent(t, async () => (await undici.fetch(`${server.origin}/u`)).text());
       const spans = fetchSpans();
       assert.strictEqual(spans.length, 1);
       assert.strictEqual(parentId(spans[0]), spanId(parent));
@@ -162,7 +154,7 @@ describe('fetch patch', () => {
     });
 
     it('traces undici.request once, operation name the method upper case', async () => {
-      const { parent } = await underParent(async () => {
+      const { parent } = await underParent(t, async () => {
         const res = await undici.request(`${server.origin}/r?token=hunter2`, { method: 'PUT', body: 'x' });
         await res.body.text();
       });
@@ -177,7 +169,7 @@ describe('fetch patch', () => {
     it('traces global fetch over an undici package dispatcher once', async () => {
       const agent = new undici.Agent();
       try {
-        await underParent(async () => (await fetch(`${server.origin}/d`, { dispatcher: agent } as unknown as RequestInit)).text());
+        await underParent(t, async () => (await fetch(`${server.origin}/d`, { dispatcher: agent } as unknown as RequestInit)).text());
       } finally {
         await agent.close();
       }
@@ -198,7 +190,7 @@ describe('fetch patch', () => {
 
   describe('redirects', () => {
     it('each hop is its own span, under the caller, carrying its own trace headers', async () => {
-      const { parent, result } = await underParent(async () => {
+      const { parent, result } = await underParent(t, async () => {
         const res = await fetch(`${server.origin}/redirect/2`);
         await res.text();
         return res.status;
@@ -250,7 +242,7 @@ describe('fetch patch', () => {
         calls.push({ res, current: getCurrentSpan() });
         span.setTag('app.type', res.headers['content-type']);
       });
-      const { parent } = await underParent(async () => (await fetch(`${server.origin}/hooked?x=1`)).text());
+      const { parent } = await underParent(t, async () => (await fetch(`${server.origin}/hooked?x=1`)).text());
       assert.strictEqual(calls.length, 1);
       const [{ res, current }] = calls;
       assert.strictEqual(res.status, 200);
@@ -405,7 +397,7 @@ describe('fetch patch', () => {
         await (await fetch(`${server.origin}/`)).text();
         assert.strictEqual(t.spans().length, 0);
         assert.strictEqual(server.received[0].headers['uber-trace-id'], undefined);
-        await underParent(async () => (await fetch(`${server.origin}/`)).text());
+        await underParent(t, async () => (await fetch(`${server.origin}/`)).text());
         assert.strictEqual(fetchSpans().length, 1);
       } finally {
         installPatches([...PATCHES], { tracer: t.tracer });

@@ -10,7 +10,7 @@ import * as jaeger from 'jaeger-client';
 import type { Span, Tracer } from 'opentracing';
 import { installPatches, uninstallAllPatches } from '../../src/patcher';
 import { PATCH_NAMES, type InstrumentationOptions, type PatchName } from '../../src/options';
-import { setCurrentSpanFunc } from '../../src/context';
+import { setCurrentSpanFunc, spanInContext } from '../../src/context';
 import { scanForCanary } from './canary';
 
 // jaeger-client's own class, untyped in @types/jaeger-client.
@@ -249,4 +249,15 @@ export function tracerWithBrokenSpans(): TestTracer {
     return span;
   }) as Tracer['startSpan'];
   return t;
+}
+
+/** Runs `fn` under a fresh parent span of `t`, finished afterwards; returns the parent and fn's result. */
+export async function underParent<T>(t: TestTracer, fn: () => Promise<T>): Promise<{ parent: Span; result: T }> {
+  const parent = t.tracer.startSpan('parent');
+  try {
+    const result = await spanInContext(parent, fn);
+    return { parent, result };
+  } finally {
+    parent.finish();
+  }
 }
