@@ -38,6 +38,18 @@ export const LOG = {
   STACK: 'stack',
 } as const;
 
+/** Client calls that follow redirects as one span (fetch). */
+export const REDIRECT = {
+  /** Log event of each redirect a call followed: the status that redirected, the URL it led to. */
+  EVENT: 'redirect',
+  /** `error.kind` of a call that failed on a redirect (fetch with `redirect: 'error'`, or one fetch would not follow). */
+  ERROR_KIND: 'redirect',
+  /** The statuses fetch follows (WHATWG fetch, "redirect status"). */
+  STATUSES: new Set([301, 302, 303, 307, 308]),
+  /** The redirects fetch follows before it fails the call (WHATWG fetch, HTTP-redirect fetch step 7). */
+  FETCH_MAX: 20,
+} as const;
+
 export const OPERATION_PREFIX = {
   PG: 'pg:',
   REDIS: 'redis:',

@@ -23,6 +23,12 @@ export interface ContextStore {
   readonly span: Span | null | undefined;
   readonly suppressed: boolean;
   readonly outer?: OuterClient;
+  /**
+   * A call of a patch whose lower requests belong together (fetch: every
+   * redirect hop of one `fetch()` call). Opaque here; the patch that set it
+   * reads it back.
+   */
+  readonly call?: object;
 }
 
 const storage = new AsyncLocalStorage<ContextStore>();
@@ -93,6 +99,21 @@ export function isSuppressed(): boolean {
 export function runWithOuterClient<T>(outer: OuterClient, fn: () => T): T {
   const parent = storage.getStore();
   return storage.run({ span: parent?.span, suppressed: parent?.suppressed ?? false, outer }, fn);
+}
+
+/**
+ * Internal: runs `fn` (a library call) with `call` as its grouping call:
+ * the requests it makes, wherever the library makes them from inside the
+ * call, find `call` with `activeCall()`. The current span is unchanged.
+ */
+export function runInCall<T>(call: object, fn: () => T): T {
+  const parent = storage.getStore();
+  return storage.run({ span: parent?.span, suppressed: parent?.suppressed ?? false, outer: parent?.outer, call }, fn);
+}
+
+/** Internal: the grouping call in progress (see `runInCall`), if any. */
+export function activeCall(): object | undefined {
+  return storage.getStore()?.call;
 }
 
 /** Internal: the outer client span in progress, if any. */

@@ -73,7 +73,8 @@ export interface AxiosOptions extends PatchOptions<AxiosRequestConfigLike, Axios
 /**
  * One request of fetch or undici as the fetch request hook receives it:
  * undici's own request object, as published on `diagnostics_channel`
- * (undici's lib/core/request.js). `addHeader` adds a header to what is sent.
+ * (undici's lib/core/request.js); for a `fetch()` call, its first request.
+ * `addHeader` adds a header to what is sent.
  */
 export interface FetchRequestLike {
   /** Upper case for fetch; as given for undici's own `request()`. */
@@ -86,15 +87,17 @@ export interface FetchRequestLike {
 }
 
 /**
- * The response of one fetch/undici request as the response hook receives it,
- * when its headers arrive (the body may still be on its way).
+ * The response as the fetch response hook receives it, when its headers
+ * arrive (the body may still be on its way): for a `fetch()` call, the
+ * response that answers the call (after the redirects it followed); for
+ * undici's `request()` and the other APIs, the response of that request.
  */
 export interface FetchResponseLike {
   status: number;
   statusText: string;
   /** Lower-case names; repeated headers joined with `, `. */
   headers: Record<string, string>;
-  /** The URL of this request (with a redirect, each hop is its own request). */
+  /** The URL that answered (after redirects: the last one). */
   url: string;
 }
 

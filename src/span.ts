@@ -277,6 +277,15 @@ export function tagErrorMessage(span: Span, kind: string, message: string): void
   }
 }
 
+/** Adds a log record to `span`; a failing tracer is contained. */
+export function logFields(span: Span, fields: Record<string, unknown>): void {
+  try {
+    span.log(fields);
+  } catch (err) {
+    logOnce('log', 'span.log threw; log record dropped', err);
+  }
+}
+
 /** Finishes `span`, tagging `err` first when given. The caller guarantees once-ness. */
 export function finishSpan(span: Span, err?: unknown): void {
   if (err !== undefined) tagError(span, err);

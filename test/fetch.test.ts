@@ -1,5 +1,6 @@
 import assert from 'assert';
 import * as diagnosticsChannel from 'diagnostics_channel';
+import type * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as net from 'net';
 import type { Span, Tracer } from 'opentracing';
@@ -41,8 +42,30 @@ function closedPort(): Promise<number> {
   });
 }
 
+type FetchError = TypeError & { cause?: { message?: string; code?: string } };
+
+/** The rejection the application gets is the one it gets without instrumentation. */
+function assertSameFetchError(traced: FetchError, plain: FetchError): void {
+  assert.strictEqual(traced.constructor, plain.constructor);
+  assert.strictEqual(traced.message, plain.message);
+  assert.strictEqual(String(traced.cause?.message), String(plain.cause?.message));
+  assert.strictEqual(traced.cause?.code, plain.cause?.code);
+}
+
+/** `/location?to=URL`: a 302 to URL (none without `to`). */
+function redirectTo(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const to = new URL(req.url ?? '/', 'http://x').searchParams.get('to');
+  res.statusCode = 302;
+  if (to !== null) res.setHeader('location', to);
+  res.end();
+}
+
 /** `/big`: 8 MB, more than undici buffers, so it is only received if read. Else the default handler. */
 const handler: Handler = (req, res) => {
+  if (req.url?.startsWith('/location')) {
+    redirectTo(req, res);
+    return;
+  }
   if (req.url === '/big') {
     res.setHeader('content-length', String(8 * 1024 * 1024));
     const chunk = Buffer.alloc(64 * 1024, 'a');
@@ -188,28 +211,195 @@ describe('fetch patch', () => {
     });
   });
 
-  describe('redirects', () => {
-    it('each hop is its own span, under the caller, carrying its own trace headers', async () => {
+  describe('redirects: one fetch() call, one span', () => {
+    /** A fetch that redirects through `hops` and answers with the last, as the application sees it. */
+    async function followed(url: string, init?: RequestInit): Promise<{ parent: Span; status: number }> {
       const { parent, result } = await underParent(t, async () => {
-        const res = await fetch(`${server.origin}/redirect/2`);
+        const res = await fetch(url, init);
         await res.text();
         return res.status;
       });
-      assert.strictEqual(result, 200);
-      const spans = fetchSpans();
+      return { parent, status: result };
+    }
+
+    /** What fetch rejects with, without and then with instrumentation. */
+    async function rejectionsOf(call: () => Promise<unknown>): Promise<{ plain: FetchError; traced: FetchError }> {
+      const attempt = (): Promise<FetchError> => call().then(() => assert.fail('expected a rejection'), (err: FetchError) => err);
+      uninstallAllPatches();
+      const plain = await attempt();
+      installPatches([...PATCHES], { tracer: t.tracer });
+      const traced = await attempt();
+      return { plain, traced };
+    }
+
+    it('follows two redirects as one span: the first URL, the last status, a log per redirect, its context on every hop', async () => {
+      const hooked: Array<{ res: FetchResponseLike; current: Span | undefined }> = [];
+      setResponseHook('fetch', (res) => hooked.push({ res, current: getCurrentSpan() }));
+      const { parent, status } = await followed(`${server.origin}/redirect/2?token=hunter2`);
+      assert.strictEqual(status, 200);
+      assert.strictEqual(t.spans().length, 2);
+      const [span] = fetchSpans();
+      assert.strictEqual(span.operationName, 'GET');
+      assert.strictEqual(tag(span, 'http.url'), `${server.origin}/redirect/2?token=REDACTED`);
+      assert.strictEqual(tag(span, 'http.status_code'), 200);
+      assert.strictEqual(tag(span, 'error'), undefined);
+      assert.strictEqual(parentId(span), spanId(parent));
+      assert.deepStrictEqual(logs(span), [
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/redirect/1` },
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/` },
+      ]);
       assert.deepStrictEqual(
-        spans.map((s) => [tag(s, 'http.url'), tag(s, 'http.status_code')]),
+        server.received.map((r) => [r.url, headerSpanId(r.headers['uber-trace-id'])]),
         [
-          [`${server.origin}/redirect/2`, 302],
-          [`${server.origin}/redirect/1`, 302],
-          [`${server.origin}/`, 200],
+          ['/redirect/2?token=hunter2', spanId(span)],
+          ['/redirect/1', spanId(span)],
+          ['/', spanId(span)],
         ],
       );
-      for (const s of spans) assert.strictEqual(parentId(s), spanId(parent));
+      // Once, for the response that answers the call, in the caller's context.
+      assert.strictEqual(hooked.length, 1);
+      assert.strictEqual(hooked[0].res.status, 200);
+      assert.strictEqual(hooked[0].res.url, `${server.origin}/`);
+      assert.strictEqual(hooked[0].current, parent);
+    });
+
+    it('undici.fetch: one span over its redirects too', async () => {
+      const { parent } = await underParent(t, async () => (await undici.fetch(`${server.origin}/redirect/2`)).text());
+      const [span] = fetchSpans();
+      assert.strictEqual(fetchSpans().length, 1);
+      assert.strictEqual(parentId(span), spanId(parent));
+      assert.strictEqual(tag(span, 'http.status_code'), 200);
       assert.deepStrictEqual(
         server.received.map((r) => headerSpanId(r.headers['uber-trace-id'])),
-        spans.map(spanId),
+        [spanId(span), spanId(span), spanId(span)],
       );
+    });
+
+    it("redirect: 'manual' (in init or in a Request): the redirect is the answer, no error", async () => {
+      assert.strictEqual((await followed(`${server.origin}/redirect/2`, { redirect: 'manual' })).status, 302);
+      assert.strictEqual((await followed(new Request(`${server.origin}/redirect/2`, { redirect: 'manual' }) as never)).status, 302);
+      const spans = fetchSpans();
+      assert.strictEqual(spans.length, 2);
+      for (const span of spans) {
+        assert.strictEqual(tag(span, 'http.status_code'), 302);
+        assert.strictEqual(tag(span, 'error'), undefined);
+        assert.deepStrictEqual(logs(span), []);
+      }
+      assert.strictEqual(server.received.length, 2);
+    });
+
+    it("redirect read through a getter (fetch's own read is the only one): still one span, ended", async () => {
+      let reads = 0;
+      const init = {
+        get redirect(): 'manual' {
+          reads++;
+          return 'manual';
+        },
+      };
+      assert.strictEqual((await followed(`${server.origin}/redirect/1`, init)).status, 302);
+      assert.strictEqual(reads, 1);
+      const [span] = await waitForSpans(t, 2).then(() => fetchSpans());
+      assert.strictEqual(tag(span, 'http.status_code'), 302);
+      assert.strictEqual(tag(span, 'error'), undefined);
+    });
+
+    it("redirect: 'error': the same rejection; the span is an error of kind redirect", async () => {
+      const { plain, traced } = await rejectionsOf(() => fetch(`${server.origin}/redirect/1`, { redirect: 'error' }));
+      assertSameFetchError(traced, plain);
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'http.status_code'), 302);
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span)[0]['error.kind'], 'redirect');
+    });
+
+    it('more than 20 redirects: the same rejection; one span over the 21 requests, an error', async () => {
+      const { plain, traced } = await rejectionsOf(() => fetch(`${server.origin}/redirect/25`));
+      assertSameFetchError(traced, plain);
+      const [span] = await waitForSpans(t, 1);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.strictEqual(t.spans().length, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      const errorLog = logs(span).find((l) => l.event === 'error')!;
+      assert.deepStrictEqual(errorLog, { event: 'error', 'error.kind': 'redirect', message: 'more than 20 redirects' });
+      assert.strictEqual(logs(span).filter((l) => l.event === 'redirect').length, 20);
+      const traced21 = server.received.slice(-21);
+      assert.ok(traced21.every((r) => headerSpanId(r.headers['uber-trace-id']) === spanId(span)));
+    });
+
+    it('a Location that is not HTTP(S): the same rejection; the span is an error', async () => {
+      const url = `${server.origin}/location?to=${encodeURIComponent('ftp://files.example.test/x')}`;
+      const { plain, traced } = await rejectionsOf(() => fetch(url));
+      assertSameFetchError(traced, plain);
+      const [span] = await waitForSpans(t, 1);
+      assert.deepStrictEqual(logs(span), [
+        { event: 'error', 'error.kind': 'redirect', message: 'the redirect leads to a URL that is not HTTP(S)' },
+      ]);
+      assert.strictEqual(tag(span, 'http.status_code'), 302);
+    });
+
+    it('a redirect without a Location is the answer', async () => {
+      assert.strictEqual((await followed(`${server.origin}/location`)).status, 302);
+      const [span] = fetchSpans();
+      assert.strictEqual(tag(span, 'http.status_code'), 302);
+      assert.strictEqual(tag(span, 'error'), undefined);
+    });
+
+    it('a later hop that fails (refused): the same rejection; one span, an error of its kind', async () => {
+      const port = await closedPort();
+      const url = `${server.origin}/location?to=${encodeURIComponent(`http://127.0.0.1:${port}/`)}`;
+      const { plain, traced } = await rejectionsOf(() => fetch(url));
+      assertSameFetchError(traced, plain);
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(logs(span)[0].event, 'redirect');
+      assert.strictEqual(logs(span)[1]['error.kind'], 'ECONNREFUSED');
+    });
+
+    it('a dispatcher that refuses the next hop (closed in between): one span, ended with its error', async () => {
+      const agent = new undici.Agent();
+      // Closes the agent when the redirect arrives: fetch's next dispatch is refused before any request exists.
+      const closeOnRedirect = (message: unknown): void => {
+        if ((message as { response: { statusCode: number } }).response.statusCode === 302) void agent.close();
+      };
+      diagnosticsChannel.subscribe('undici:request:headers', closeOnRedirect);
+      try {
+        await assert.rejects(undici.fetch(`${server.origin}/redirect/1`, { dispatcher: agent }), TypeError);
+      } finally {
+        diagnosticsChannel.unsubscribe('undici:request:headers', closeOnRedirect);
+      }
+      const [span] = await waitForSpans(t, 1);
+      assert.strictEqual(tag(span, 'error'), true);
+      assert.strictEqual(logs(span).find((l) => l.event === 'error')!['error.kind'], 'UND_ERR_CLOSED');
+      assert.strictEqual(server.received.length, 1);
+    });
+
+    it('a hop that waits in a full pool queue stays part of the call', async () => {
+      // One connection: the redirect's next hop queues behind a slow request that took the connection meanwhile.
+      const pool = new undici.Pool(server.origin, { connections: 1 });
+      try {
+        const slowFirst = undici.request(`${server.origin}/slow/50`, { dispatcher: pool }).then((r) => r.body.text());
+        const { parent, result } = await underParent(t, async () => {
+          const call = undici.fetch(`${server.origin}/redirect/1`, { dispatcher: pool });
+          const slowAfter = undici.request(`${server.origin}/slow/200`, { dispatcher: pool }).then((r) => r.body.text());
+          const res = await call;
+          await res.text();
+          await slowAfter;
+          return res.status;
+        });
+        await slowFirst;
+        assert.strictEqual(result, 200);
+        const redirected = fetchSpans().find((s) => tag(s, 'http.url') === `${server.origin}/redirect/1`)!;
+        assert.strictEqual(parentId(redirected), spanId(parent));
+        assert.strictEqual(tag(redirected, 'http.status_code'), 200);
+        assert.strictEqual(tag(redirected, 'error'), undefined);
+        assert.deepStrictEqual(
+          server.received.map((r) => r.url),
+          ['/slow/50', '/redirect/1', '/slow/200', '/'],
+          'the next hop did not wait in the queue',
+        );
+        assert.strictEqual(headerSpanId(server.received[3].headers['uber-trace-id']), spanId(redirected));
+      } finally {
+        await pool.close();
+      }
     });
   });
 

@@ -37,7 +37,10 @@ async function fetchCall(rec: Recorder, make: () => Promise<Response>, read: 'te
 }
 
 export function fetchScenarios(env: ScenarioEnv, which: 'global fetch' | 'undici.fetch'): Scenario[] {
-  const f: FetchLike = which === 'global fetch' ? fetch : (undici.fetch as unknown as FetchLike);
+  // Looked up at each call, as an application does: the wrapped fetch when instrumentation is on.
+  const f: FetchLike = (input, init) => (which === 'global fetch' ? globalThis.fetch(input, init) : (undici.fetch as unknown as FetchLike)(input, init));
+  // Taken before any install (a module that kept a reference early): only the diagnostics channels see its requests.
+  const early: FetchLike = which === 'global fetch' ? fetch : (undici.fetch as unknown as FetchLike);
   const origin = (): string => env.http.origin;
   const scenarios: Scenario[] = [
     {
@@ -61,9 +64,21 @@ export function fetchScenarios(env: ScenarioEnv, which: 'global fetch' | 'undici
       },
     },
     {
-      name: 'redirects followed (one span per hop)',
-      spans: 3,
+      name: 'redirects followed (one span for the call)',
       run: (rec) => fetchCall(rec, () => f(`${origin()}/redirect/2`)),
+    },
+    {
+      name: 'redirects followed by a fetch taken before install (one span per hop)',
+      spans: 3,
+      run: (rec) => fetchCall(rec, () => early(`${origin()}/redirect/2`)),
+    },
+    {
+      name: 'more redirects than fetch follows',
+      run: (rec) => fetchCall(rec, () => f(`${origin()}/redirect/21`)),
+    },
+    {
+      name: "redirect: 'error'",
+      run: (rec) => fetchCall(rec, () => f(`${origin()}/redirect/1`, { redirect: 'error' })),
     },
     {
       name: 'redirect: manual',
