@@ -78,7 +78,13 @@ export function isBaggageHeader(name: string): boolean {
  * - any other: nothing; only the header-name prefixes apply.
  */
 
-/** What is known of a span context's baggage: none, some, or nothing known. */
+/**
+ * What is known of a span context's baggage: `some`; `none` (a jaeger-client
+ * context without baggage, whose inject writes no baggage header: none of
+ * its headers needs a look as baggage); or `unknown` (any other context
+ * with no baggage it can list: its tracer may still write baggage headers
+ * from elsewhere, so the header-name rules apply).
+ */
 export type BaggageState = 'none' | 'some' | 'unknown';
 
 /** OpenTracing contexts that list their baggage (basictracer-javascript, lightstep-tracer). */
@@ -115,7 +121,7 @@ export function baggageState(context: SpanContext): BaggageState {
   if (typeof forEach !== 'function') return 'unknown';
   sawBaggage = false;
   forEach.call(context, markBaggage);
-  return sawBaggage ? 'some' : 'none';
+  return sawBaggage ? 'some' : 'unknown';
 }
 
 /** Shared by every copy: jaeger never writes into a context's baggage object. */
@@ -150,6 +156,15 @@ export function baggageItems(context: SpanContext): Array<[string, string]> {
   return items;
 }
 
+/** `encodeURIComponent`, or the text as is where it throws (a lone surrogate). */
+function percentEncoded(text: string): string {
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /**
  * Deletes from `carrier` every entry whose value carries one of `items`:
  * the value itself, as is or percent-encoded (one header per item), or
@@ -162,8 +177,8 @@ export function deleteBaggageValues(carrier: Record<string, string>, items: Read
   const forms: string[] = [];
   const within: string[] = [];
   for (const [key, value] of items) {
-    forms.push(value, encodeURIComponent(value));
-    if (key !== '') within.push(`${key}=${value}`, `${encodeURIComponent(key)}=${encodeURIComponent(value)}`);
+    forms.push(value, percentEncoded(value));
+    if (key !== '') within.push(`${key}=${value}`, `${percentEncoded(key)}=${percentEncoded(value)}`);
   }
   for (const name of Object.keys(carrier)) {
     const value = String(carrier[name]);
