@@ -55,6 +55,19 @@ export interface JaegerUdpSender {
   flush(callback?: (numSpans: number, err?: string) => void): void;
 }
 
+/**
+ * jaeger-client's `SpanContext` (dist/src/span_context.js), the parts that
+ * hold baggage: the plain object `_baggage`, read through the `baggage`
+ * getter by the text-map and B3 codecs (dist/src/propagators/*.js
+ * `inject`). It is never changed in place: `withBaggageItem` returns a new
+ * context with a copy, and child contexts share their parent's object.
+ */
+export interface JaegerSpanContextBaggage {
+  _baggage?: unknown;
+  readonly baggage?: unknown;
+  withBaggageItem?: unknown;
+}
+
 /** dist/src/reporters/remote_reporter.js */
 export interface JaegerReporterInternals {
   _sender?: unknown;

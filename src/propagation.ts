@@ -3,7 +3,9 @@
  * sampled flag) and baggage carries data, so a user can restrict both to the
  * hosts they trust (`propagateTo`) and switch baggage off (`propagateBaggage`).
  */
+import type { SpanContext } from 'opentracing';
 import { BAGGAGE_HEADER_PREFIXES } from './constants';
+import type { JaegerSpanContextBaggage } from './internal-types';
 
 export interface PropagationRules {
   /** True when trace headers may be sent to `host`. */
@@ -61,4 +63,125 @@ export function compilePropagationRules(
 export function isBaggageHeader(name: string): boolean {
   const n = name.toLowerCase();
   return BAGGAGE_HEADER_PREFIXES.some((prefix) => n.startsWith(prefix));
+}
+
+/*
+ * Baggage as the span context holds it, for `propagateBaggage: false`. A
+ * tracer may write baggage under any header name (jaeger-client's
+ * `baggagePrefix` option, other tracers' own schemes), so header names alone
+ * cannot tell it from the trace context. What can be known of a context:
+ * - jaeger-client's: its baggage object, and a copy of the context without
+ *   it can be injected instead (exact: the tracer writes its own context
+ *   headers and nothing else);
+ * - a context with `forEachBaggageItem` (basictracer, LightStep): its items,
+ *   so that the headers carrying them can be recognised by their values;
+ * - any other: nothing; only the header-name prefixes apply.
+ */
+
+/**
+ * What is known of a span context's baggage: `some`; `none` (a jaeger-client
+ * context without baggage, whose inject writes no baggage header: none of
+ * its headers needs a look as baggage); or `unknown` (any other context
+ * with no baggage it can list: its tracer may still write baggage headers
+ * from elsewhere, so the header-name rules apply).
+ */
+export type BaggageState = 'none' | 'some' | 'unknown';
+
+/** OpenTracing contexts that list their baggage (basictracer-javascript, lightstep-tracer). */
+interface IterableBaggage {
+  forEachBaggageItem?: unknown;
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** A jaeger-client context's baggage object, or undefined for a context of another kind. */
+function jaegerBaggage(context: SpanContext): Record<string, unknown> | undefined {
+  const c = context as JaegerSpanContextBaggage;
+  const baggage = c._baggage;
+  if (typeof baggage !== 'object' || baggage === null || typeof c.withBaggageItem !== 'function') return undefined;
+  // The codecs read the `baggage` getter: it must be this very object.
+  return c.baggage === baggage ? (baggage as Record<string, unknown>) : undefined;
+}
+
+// forEachBaggageItem's callback for `baggageState`: module-level, so that
+// asking costs no allocation on the path every traced call takes.
+let sawBaggage = false;
+function markBaggage(): void {
+  sawBaggage = true;
+}
+
+/** Whether `context` has baggage, without allocating. Throws what the context throws. */
+export function baggageState(context: SpanContext): BaggageState {
+  const jaeger = jaegerBaggage(context);
+  if (jaeger !== undefined) {
+    for (const key in jaeger) if (hasOwn.call(jaeger, key)) return 'some';
+    return 'none';
+  }
+  const forEach = (context as IterableBaggage).forEachBaggageItem;
+  if (typeof forEach !== 'function') return 'unknown';
+  sawBaggage = false;
+  forEach.call(context, markBaggage);
+  return sawBaggage ? 'some' : 'unknown';
+}
+
+/** Shared by every copy: jaeger never writes into a context's baggage object. */
+const NO_BAGGAGE: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * A copy of `context` with the same trace context and no baggage, to inject
+ * in its place; undefined when the context is not one that can be copied so
+ * (only jaeger-client's). `context` itself is left as it was.
+ */
+export function withoutBaggage(context: SpanContext): SpanContext | undefined {
+  if (jaegerBaggage(context) === undefined) return undefined;
+  // The same class and own fields (ids, debug id, the sampling state, which
+  // inject only reads); only the baggage object differs.
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(context) as object) as object, context);
+  (copy as JaegerSpanContextBaggage)._baggage = NO_BAGGAGE;
+  return copy as SpanContext;
+}
+
+/** The baggage items of `context` as [key, value] pairs; empty when they cannot be read. */
+export function baggageItems(context: SpanContext): Array<[string, string]> {
+  const items: Array<[string, string]> = [];
+  const jaeger = jaegerBaggage(context);
+  if (jaeger !== undefined) {
+    for (const key in jaeger) if (hasOwn.call(jaeger, key)) items.push([key, String(jaeger[key])]);
+    return items;
+  }
+  const forEach = (context as IterableBaggage).forEachBaggageItem;
+  if (typeof forEach === 'function') {
+    forEach.call(context, (key: unknown, value: unknown) => items.push([String(key), String(value)]));
+  }
+  return items;
+}
+
+/** `encodeURIComponent`, or the text as is where it throws (a lone surrogate). */
+function percentEncoded(text: string): string {
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Deletes from `carrier` every entry whose value carries one of `items`:
+ * the value itself, as is or percent-encoded (one header per item), or
+ * `key=value` inside a list (one header for all, as W3C `baggage` and
+ * `jaeger-baggage` write them). A trace header whose value happens to be
+ * the same as a baggage value goes too: the option's promise comes first.
+ */
+export function deleteBaggageValues(carrier: Record<string, string>, items: ReadonlyArray<readonly [string, string]>): void {
+  if (items.length === 0) return;
+  const forms: string[] = [];
+  const within: string[] = [];
+  for (const [key, value] of items) {
+    forms.push(value, percentEncoded(value));
+    if (key !== '') within.push(`${key}=${value}`, `${percentEncoded(key)}=${percentEncoded(value)}`);
+  }
+  for (const name of Object.keys(carrier)) {
+    const value = String(carrier[name]);
+    if (forms.includes(value) || within.some((entry) => value.includes(entry))) delete carrier[name];
+  }
 }

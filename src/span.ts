@@ -10,7 +10,14 @@ import { getCurrentSpan, isSuppressed } from './context';
 import { logOnce } from './logger';
 import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
-import { isBaggageHeader } from './propagation';
+import {
+  baggageItems,
+  baggageState,
+  deleteBaggageValues,
+  isBaggageHeader,
+  withoutBaggage,
+  type BaggageState,
+} from './propagation';
 
 export type TagValue = string | number | boolean | undefined;
 export type TagMap = Record<string, TagValue>;
@@ -108,22 +115,70 @@ function injected(tracer: Tracer, context: SpanContext): Record<string, string> 
 }
 
 /**
+ * What the tracer injects for `context`, with none of its baggage: a copy of
+ * the context without baggage is injected when the tracer's contexts can be
+ * copied so (jaeger-client's), whatever names the tracer gives its headers.
+ * Otherwise (or when that fails) the context itself is injected and every
+ * header that carries one of its baggage items is deleted by its value; when
+ * even the items cannot be read, only the header-name prefixes remain
+ * (`injectHttpHeaders`). Throws what the tracer's inject of `context` throws.
+ */
+function injectedWithoutBaggage(tracer: Tracer, context: SpanContext): Record<string, string> {
+  try {
+    const copy = withoutBaggage(context);
+    if (copy !== undefined) return injected(tracer, copy);
+  } catch (err) {
+    logOnce('inject-no-baggage', 'could not inject the span context without its baggage; baggage headers are dropped by value', err);
+  }
+  const carrier = injected(tracer, context);
+  try {
+    deleteBaggageValues(carrier, baggageItems(context));
+  } catch (err) {
+    logOnce('inject-baggage-values', 'could not read the baggage of the span context; baggage headers are dropped by name only', err);
+  }
+  return carrier;
+}
+
+/** What the tracer injects for `context` (whose baggage is `baggage`), without baggage when `dropBaggage`. */
+function injectedFor(tracer: Tracer, context: SpanContext, baggage: BaggageState, dropBaggage: boolean): Record<string, string> {
+  return dropBaggage && baggage === 'some' ? injectedWithoutBaggage(tracer, context) : injected(tracer, context);
+}
+
+/** `baggageState`, contained: a context that throws counts as unknown (only the header-name rules apply). */
+function safeBaggageState(context: SpanContext): BaggageState {
+  try {
+    return baggageState(context);
+  } catch (err) {
+    logOnce('baggage-state', 'could not tell whether the span context has baggage; baggage headers are dropped by name only', err);
+    return 'unknown';
+  }
+}
+
+/** What the tracer injects for `context`: its headers, and what is known of its baggage. */
+interface Injected {
+  readonly carrier: Readonly<Record<string, string>>;
+  readonly baggage: BaggageState;
+}
+
+/**
  * What the tracer injects for the unsampled parent of a stand-in: the same
  * headers for every call made under that parent, so worked out once per
- * parent context and tracer (jaeger gives a span a new context object when
- * its baggage changes; a final unsampled context changes nothing else).
- * jaeger's inject is about half of what such a call costs otherwise.
+ * parent context, tracer and `propagateBaggage` (jaeger gives a span a new
+ * context object when its baggage changes; a final unsampled context changes
+ * nothing else). jaeger's inject is about half of what such a call costs otherwise.
  */
-const parentCarriers = new WeakMap<object, { tracer: Tracer; carrier: Readonly<Record<string, string>> }>();
+const parentCarriers = new WeakMap<object, Injected & { tracer: Tracer; dropBaggage: boolean }>();
 
-function parentHeaders(span: UnsampledCallSpan): Readonly<Record<string, string>> {
+function parentHeaders(span: UnsampledCallSpan, dropBaggage: boolean): Injected {
   const tracer = getTracer();
   const context = span.context();
   const memo = parentCarriers.get(context);
-  if (memo !== undefined && memo.tracer === tracer) return memo.carrier;
-  const carrier = injected(tracer, context);
-  parentCarriers.set(context, { tracer, carrier });
-  return carrier;
+  if (memo !== undefined && memo.tracer === tracer && memo.dropBaggage === dropBaggage) return memo;
+  const baggage = safeBaggageState(context);
+  const carrier = injectedFor(tracer, context, baggage, dropBaggage);
+  const entry = { tracer, dropBaggage, carrier, baggage };
+  parentCarriers.set(context, entry);
+  return entry;
 }
 
 function hasHooks(patch: PatchName): boolean {
@@ -321,14 +376,17 @@ const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /**
  * Injects `span`'s context as HTTP headers for a call to `host`, through
- * `set(name, value)`, when `propagateTo` allows that host; drops baggage
- * headers when `propagateBaggage` is false. Returns what was written. Never
- * throws: a failing tracer or setter is logged once.
+ * `set(name, value)`, when `propagateTo` allows that host; with
+ * `propagateBaggage` false, no header that carries baggage is written,
+ * whatever the tracer names it (see `injectedWithoutBaggage`). Returns what
+ * was written. Never throws: a failing tracer or setter is logged once.
  *
  * Baggage comes from callers, so it is treated as hostile: a header that
  * Node would refuse (a baggage key from a `jaeger-baggage` header may hold
  * any character) is dropped rather than failing the application's request,
  * and baggage beyond `BAGGAGE_LIMIT` (entries, bytes) is not forwarded.
+ * When the context is known to have no baggage (the common case), no header
+ * is looked at as baggage.
  */
 export function injectHttpHeaders(
   span: Span,
@@ -337,18 +395,30 @@ export function injectHttpHeaders(
 ): Record<string, string> {
   const rules = propagationRules();
   if (!rules.allows(host)) return {};
+  const dropBaggage = !rules.baggage;
   let carrier: Record<string, string>;
+  let baggage: BaggageState;
   try {
-    carrier = span instanceof UnsampledCallSpan ? { ...parentHeaders(span) } : injected(getTracer(), span.context());
+    if (span instanceof UnsampledCallSpan) {
+      const memo = parentHeaders(span, dropBaggage);
+      carrier = { ...memo.carrier };
+      baggage = memo.baggage;
+    } else {
+      const context = span.context();
+      baggage = safeBaggageState(context);
+      carrier = injectedFor(getTracer(), context, baggage, dropBaggage);
+    }
   } catch (err) {
     logOnce('inject', 'tracer.inject threw; the call goes on without trace headers', err);
     return {};
   }
-  let baggageItems = 0;
-  let baggageBytes = 0;
+  // A context known to have no baggage gets no baggage header: no name is looked at as one.
+  const mayHaveBaggage = baggage !== 'none';
+  let forwardedItems = 0;
+  let forwardedBytes = 0;
   for (const name of Object.keys(carrier)) {
-    const baggage = isBaggageHeader(name);
-    if (baggage && !rules.baggage) {
+    const isBaggage = mayHaveBaggage && isBaggageHeader(name);
+    if (isBaggage && dropBaggage) {
       delete carrier[name];
       continue;
     }
@@ -358,15 +428,15 @@ export function injectHttpHeaders(
       delete carrier[name];
       continue;
     }
-    if (baggage) {
+    if (isBaggage) {
       const size = name.length + value.length;
-      if (baggageItems >= BAGGAGE_LIMIT.MAX_ITEMS || baggageBytes + size > BAGGAGE_LIMIT.MAX_BYTES) {
+      if (forwardedItems >= BAGGAGE_LIMIT.MAX_ITEMS || forwardedBytes + size > BAGGAGE_LIMIT.MAX_BYTES) {
         logOnce('inject-baggage-limit', `baggage beyond ${BAGGAGE_LIMIT.MAX_ITEMS} entries or ${BAGGAGE_LIMIT.MAX_BYTES} bytes is not forwarded`);
         delete carrier[name];
         continue;
       }
-      baggageItems++;
-      baggageBytes += size;
+      forwardedItems++;
+      forwardedBytes += size;
     }
     try {
       set(name, value);

@@ -9,12 +9,13 @@ import * as http from 'http';
 import * as https from 'https';
 import type { AddressInfo } from 'net';
 import * as net from 'net';
-import type { Span } from 'opentracing';
+import { FORMAT_HTTP_HEADERS, Span as OtSpan, SpanContext, Tracer, type Span, type SpanOptions } from 'opentracing';
 import axios from 'axios';
 import * as undici from 'undici';
-import { installPatches, spanInContext } from '../src';
+import * as jaeger from 'jaeger-client';
+import { installPatches, spanInContext, uninstallAllPatches } from '../src';
 import { compilePropagationRules } from '../src/propagation';
-import { parentId, spanId, tag, useTracing, type JaegerSpan, type TestTracer } from './helpers/tracing';
+import { createTestTracer, parentId, spanId, tag, traceId, useTracing, type JaegerSpan, type TestTracer } from './helpers/tracing';
 import { loopbackLookup } from './helpers/lookup';
 import { defaultHandler, startHttpServer, startHttpsServer, type Handler, type Received, type TestServer } from './helpers/servers';
 
@@ -134,6 +135,72 @@ function hasTraceContext(r: Received): boolean {
 
 function baggageHeaders(r: Received): string[] {
   return Object.keys(r.headers).filter((h) => h.startsWith('uberctx-'));
+}
+
+/*
+ * A small OpenTracing tracer of its own (not jaeger): its contexts show their
+ * baggage only through `forEachBaggageItem` (as basictracer's and
+ * LightStep's do) and cannot be copied by this library, and it writes each
+ * baggage item under a name that does not say what it is (`x-list-0`, ...,
+ * value percent-encoded) and all of them again as `key=value;...` in
+ * `x-list-all`.
+ */
+let listIds = 0;
+const nextListId = (): string => (++listIds).toString(16);
+
+class ListContext extends SpanContext {
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly items: ReadonlyArray<readonly [string, string]>,
+  ) {
+    super();
+  }
+
+  forEachBaggageItem(f: (key: string, value: string) => void): void {
+    for (const [k, v] of this.items) f(k, v);
+  }
+}
+
+class ListSpan extends OtSpan {
+  constructor(
+    private readonly owner: ListTracer,
+    private ctx: ListContext,
+  ) {
+    super();
+  }
+
+  protected override _context(): ListContext {
+    return this.ctx;
+  }
+
+  protected override _tracer(): Tracer {
+    return this.owner;
+  }
+
+  protected override _setBaggageItem(key: string, value: string): void {
+    const items = this.ctx.items.filter(([k]) => k !== key);
+    this.ctx = new ListContext(this.ctx.traceId, this.ctx.spanId, [...items, [key, value]]);
+  }
+
+  protected override _getBaggageItem(key: string): string | undefined {
+    return this.ctx.items.find(([k]) => k === key)?.[1];
+  }
+}
+
+class ListTracer extends Tracer {
+  protected override _startSpan(_name: string, fields: SpanOptions): ListSpan {
+    const ref = fields.references?.[0]?.referencedContext();
+    const parent = ref instanceof ListContext ? ref : undefined;
+    return new ListSpan(this, new ListContext(parent?.traceId ?? nextListId(), nextListId(), parent?.items ?? []));
+  }
+
+  protected override _inject(context: SpanContext, _format: string, carrier: Record<string, string>): void {
+    const ctx = context as ListContext;
+    carrier['x-list-trace'] = `${ctx.traceId}.${ctx.spanId}`;
+    ctx.items.forEach(([, v], i) => (carrier[`x-list-${i}`] = encodeURIComponent(v)));
+    if (ctx.items.length > 0) carrier['x-list-all'] = ctx.items.map(([k, v]) => `${k}=${v}`).join(';');
+  }
 }
 
 describe('propagation', () => {
@@ -391,6 +458,205 @@ describe('propagation', () => {
       assert.throws(() => compilePropagationRules(['api.*.example'], true), TypeError);
       assert.throws(() => compilePropagationRules([''], true), TypeError);
       assert.throws(() => compilePropagationRules([42 as never], true), TypeError);
+    });
+  });
+
+  describe('propagateBaggage with a tracer that names its headers itself', () => {
+    // jaeger-client's `contextKey` and `baggagePrefix` options: no header
+    // name tells the trace context from baggage any more.
+    const NAMES = { contextKey: 'x-acme-trace', baggagePrefix: 'acme-ctx-' };
+    const BAGGAGE: ReadonlyArray<readonly [string, string]> = [
+      ['tenant', 'acme corp 7f3a'],
+      ['plan', 'gold-plan-91c2'],
+    ];
+
+    /** Header names or values (raw or percent-encoded) that carry one of BAGGAGE's keys or values. */
+    function baggageLeaks(r: Received): string[] {
+      return Object.entries(r.headers)
+        .filter(([name, value]) =>
+          BAGGAGE.some(
+            ([k, v]) => name.includes(k) || String(value).includes(v) || String(value).includes(encodeURIComponent(v)),
+          ),
+        )
+        .map(([name, value]) => `${name}: ${String(value)}`);
+    }
+
+    function withBaggage(span: Span): Span {
+      for (const [k, v] of BAGGAGE) span.setBaggageItem(k, v);
+      return span;
+    }
+
+    function rawArrayGet(url: string): Promise<void> {
+      return new Promise((resolve, reject) => {
+        http
+          .get(url, { lookup, agent: false, headers: ['host', new URL(url).host, 'x-app', '1'] }, (res) => {
+            res.resume();
+            res.on('end', resolve);
+          })
+          .on('error', reject);
+      });
+    }
+
+    const PLAIN_CLIENTS: Client[] = [
+      ...CLIENTS.filter((c) => !c.tls),
+      { name: 'http.get, raw header array', component: 'http', tls: false, followsRedirects: false, get: rawArrayGet },
+    ];
+
+    let server: TestServer;
+    before(async () => (server = await startHttpServer()));
+    after(() => server.close());
+    beforeEach(() => (server.received.length = 0));
+
+    describe('propagateBaggage: false', () => {
+      const t = useTracing([...PATCHES], { propagateBaggage: false }, NAMES);
+
+      for (const client of PLAIN_CLIENTS) {
+        it(`${client.name}: the trace context goes under its own name, no baggage under any name; the app's span keeps its baggage`, async () => {
+          const parent = withBaggage(t.tracer.startSpan('parent'));
+          await spanInContext(parent, () => client.get(`http://api.internal:${server.port}/b`));
+          parent.finish();
+          const spans = t.spans().filter((s) => tag(s, 'component') === client.component);
+          assert.strictEqual(spans.length, 1);
+          assert.strictEqual(server.received.length, 1);
+          const got = server.received[0];
+          assert.strictEqual(String(got.headers[NAMES.contextKey]).split(':')[1], spanId(spans[0]));
+          assert.deepStrictEqual(baggageLeaks(got), []);
+          // Not mutated: the spans, and any later injection of the parent's context, still have the baggage.
+          for (const [k, v] of BAGGAGE) {
+            assert.strictEqual(parent.getBaggageItem(k), v);
+            assert.strictEqual(spans[0].getBaggageItem(k), v);
+          }
+          const carrier: Record<string, string> = {};
+          t.tracer.inject(parent.context(), FORMAT_HTTP_HEADERS, carrier);
+          assert.strictEqual(carrier[`${NAMES.baggagePrefix}tenant`], encodeURIComponent('acme corp 7f3a'));
+        });
+      }
+
+      it('under an unsampled parent (its own context is sent, worked out once per parent): no baggage either, and baggage again once the option is back to true', async () => {
+        const u = createTestTracer({ sampled: false, ...NAMES });
+        try {
+          installPatches([...PATCHES], { tracer: u.tracer, propagateBaggage: false });
+          const parent = withBaggage(u.tracer.startSpan('parent'));
+          await spanInContext(parent, async () => {
+            await CLIENTS[0].get(`http://api.internal:${server.port}/1`);
+            await CLIENTS[0].get(`http://api.internal:${server.port}/2`);
+            installPatches([...PATCHES], { tracer: u.tracer });
+            await CLIENTS[0].get(`http://api.internal:${server.port}/3`);
+          });
+          parent.finish();
+          assert.deepStrictEqual(
+            server.received.map((r) => [r.url, String(r.headers[NAMES.contextKey]).split(':')[1], baggageLeaks(r).length]),
+            [
+              ['/1', spanId(parent), 0],
+              ['/2', spanId(parent), 0],
+              ['/3', spanId(parent), 2],
+            ],
+          );
+        } finally {
+          installPatches([...PATCHES], { tracer: t.tracer, propagateBaggage: false });
+          u.close();
+        }
+      });
+
+      it('jaeger with the B3 codec: a baggage value equal to a trace header value (`x-b3-sampled: 1`) does not take that header with it', async () => {
+        const b3 = createTestTracer(NAMES);
+        (b3.tracer as unknown as jaeger.JaegerTracer).registerInjector(
+          FORMAT_HTTP_HEADERS,
+          new jaeger.ZipkinB3TextMapCodec({ urlEncoding: true, baggagePrefix: NAMES.baggagePrefix }),
+        );
+        try {
+          installPatches([...PATCHES], { tracer: b3.tracer, propagateBaggage: false });
+          const parent = withBaggage(b3.tracer.startSpan('parent'));
+          parent.setBaggageItem('sampled', '1');
+          await spanInContext(parent, () => CLIENTS[0].get(`http://api.internal:${server.port}/b`));
+          parent.finish();
+          const got = server.received[0].headers;
+          const [span] = b3.spans().filter((s) => tag(s, 'component') === 'http');
+          assert.deepStrictEqual(
+            [got['x-b3-traceid'], got['x-b3-spanid'], got['x-b3-sampled']],
+            [traceId(span), spanId(span), '1'],
+          );
+          assert.deepStrictEqual(baggageLeaks(server.received[0]), []);
+          assert.deepStrictEqual(Object.keys(got).filter((h) => h.startsWith(NAMES.baggagePrefix)), []);
+        } finally {
+          installPatches([...PATCHES], { tracer: t.tracer, propagateBaggage: false });
+          b3.close();
+        }
+      });
+
+      it('a tracer that refuses to inject the copy without baggage: its baggage headers are dropped by value, the call goes on', async () => {
+        const inject = t.tracer.inject.bind(t.tracer);
+        // Refuses any context without baggage: the span's own context has some.
+        t.tracer.inject = (context, format, carrier) => {
+          const items = (context as unknown as { baggage: Record<string, string> }).baggage;
+          if (Object.keys(items).length === 0) throw new Error('no copies');
+          inject(context, format, carrier);
+        };
+        try {
+          const parent = withBaggage(t.tracer.startSpan('parent'));
+          await spanInContext(parent, () => CLIENTS[0].get(`http://api.internal:${server.port}/b`));
+          parent.finish();
+          const got = server.received[0];
+          assert.notStrictEqual(got.headers[NAMES.contextKey], undefined);
+          assert.deepStrictEqual(baggageLeaks(got), []);
+        } finally {
+          t.tracer.inject = inject;
+        }
+      });
+    });
+
+    describe('propagateBaggage: true (default)', () => {
+      const t = useTracing([...PATCHES], {}, NAMES);
+
+      for (const client of PLAIN_CLIENTS) {
+        it(`${client.name}: the baggage goes under the tracer's prefix`, async () => {
+          const parent = withBaggage(t.tracer.startSpan('parent'));
+          await spanInContext(parent, () => client.get(`http://api.internal:${server.port}/b`));
+          parent.finish();
+          const got = server.received[0].headers;
+          assert.notStrictEqual(got[NAMES.contextKey], undefined);
+          assert.deepStrictEqual(
+            Object.keys(got).filter((h) => h.startsWith(NAMES.baggagePrefix)).map((h) => [h, got[h]]),
+            BAGGAGE.map(([k, v]) => [`${NAMES.baggagePrefix}${k}`, encodeURIComponent(v)]),
+          );
+        });
+      }
+    });
+
+    describe('propagateBaggage: false, a tracer whose context cannot be copied (baggage read with forEachBaggageItem)', () => {
+      const tracer = new ListTracer();
+      before(() => installPatches([...PATCHES], { tracer, propagateBaggage: false }));
+      after(() => uninstallAllPatches());
+
+      for (const client of PLAIN_CLIENTS) {
+        it(`${client.name}: every header that carries a baggage item is dropped, the trace context goes`, async () => {
+          const parent = withBaggage(tracer.startSpan('parent'));
+          await spanInContext(parent, () => client.get(`http://api.internal:${server.port}/b`));
+          parent.finish();
+          const got = server.received[0];
+          assert.match(String(got.headers['x-list-trace']), /^[0-9a-f]+\.[0-9a-f]+$/);
+          assert.deepStrictEqual(baggageLeaks(got), []);
+          const carrier: Record<string, string> = {};
+          tracer.inject(parent.context(), FORMAT_HTTP_HEADERS, carrier);
+          assert.deepStrictEqual(Object.keys(carrier).sort(), ['x-list-0', 'x-list-1', 'x-list-all', 'x-list-trace']);
+        });
+      }
+
+      it('a context whose forEachBaggageItem throws: the call goes on with its trace context (baggage by name only, as before)', async () => {
+        const parent = withBaggage(tracer.startSpan('parent'));
+        const forEach = Object.getOwnPropertyDescriptor(ListContext.prototype, 'forEachBaggageItem') as PropertyDescriptor;
+        ListContext.prototype.forEachBaggageItem = () => {
+          throw new Error('broken baggage');
+        };
+        try {
+          await spanInContext(parent, () => CLIENTS[0].get(`http://api.internal:${server.port}/b`));
+        } finally {
+          Object.defineProperty(ListContext.prototype, 'forEachBaggageItem', forEach);
+          parent.finish();
+        }
+        assert.strictEqual(server.received.length, 1);
+        assert.notStrictEqual(server.received[0].headers['x-list-trace'], undefined);
+      });
     });
   });
 });

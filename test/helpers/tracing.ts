@@ -79,6 +79,13 @@ export interface TestTracerOptions {
    * turns it off.
    */
   accounted?: boolean;
+  /**
+   * jaeger-client's header names (its `initTracer` options of the same
+   * names): the trace context header (default `uber-trace-id`) and the
+   * baggage header prefix (default `uberctx-`).
+   */
+  contextKey?: string;
+  baggagePrefix?: string;
 }
 
 /** A sampling jaeger tracer with an in-memory reporter and span accounting. */
@@ -92,7 +99,11 @@ export function createTestTracer(options: TestTracerOptions = {}): TestTracer {
   };
   const tracer = jaeger.initTracer(
     { serviceName: options.serviceName ?? 'test', sampler: { type: 'const', param: options.sampled === false ? 0 : 1 } },
-    { reporter: reporter as unknown as jaeger.Reporter },
+    {
+      reporter: reporter as unknown as jaeger.Reporter,
+      contextKey: options.contextKey,
+      baggagePrefix: options.baggagePrefix,
+    } as jaeger.TracingOptions,
   ) as unknown as Tracer;
   const accounting: Accounting = { started: 0, finished: 0, doubleFinished: 0, open: new Set() };
   const startSpan = tracer.startSpan.bind(tracer);
@@ -191,8 +202,9 @@ export async function assertAccountingClean(t: TestTracer, timeoutMs = 3000): Pr
 export function useTracing(
   patches: readonly PatchName[] = PATCH_NAMES,
   options: Omit<InstrumentationOptions, 'tracer'> = {},
+  tracerOptions: TestTracerOptions = {},
 ): TestTracer {
-  const t = createTestTracer();
+  const t = createTestTracer(tracerOptions);
   before(() => {
     installPatches(patches, { ...options, tracer: t.tracer });
   });
