@@ -138,6 +138,15 @@ export interface PgClientInternals {
 export interface PgClientPrototype extends PgClientInternals {
   query(config: unknown, values?: unknown, callback?: unknown): unknown;
   connect(callback?: unknown): unknown;
+  /**
+   * The promise class of a client (constructor: `c.Promise || global.Promise`).
+   * `query()` without a callback builds its promise with
+   * `new this._Promise((resolve, reject) => { query.callback = ... })` and
+   * returns that promise's `.catch(...)`; the query callback, the
+   * `query_timeout` timer and the `process.nextTick` failures of a client that
+   * cannot take the query all settle it through those `resolve`/`reject`.
+   */
+  _Promise?: unknown;
 }
 
 /** pg's exports (pg/lib/index.js); `native` is a lazy getter that must not be touched. */
@@ -145,13 +154,29 @@ export interface PgModule {
   Client?: { prototype: PgClientPrototype };
 }
 
+/**
+ * A pg-pool `Pool` (pg-pool/index.js). `Promise` is its promise class
+ * (constructor: `options.Promise || global.Promise`); `query()` without a
+ * callback first calls `promisify(this.Promise, cb)`, which builds
+ * `new Promise((resolve, reject) => ...)`, keeps `resolve`/`reject` for the
+ * callback that every outcome of the query goes through, and returns that
+ * promise's `.catch(...)`.
+ */
+export interface PgPoolInternals {
+  query(text: unknown, values?: unknown, cb?: unknown): unknown;
+  connect(cb?: unknown): unknown;
+  Promise?: unknown;
+}
+
 /** pg-pool's `Pool` class (pg-pool/index.js); pg's `Pool` extends it. */
 export interface PgPoolClass {
-  prototype: {
-    query(text: unknown, values?: unknown, cb?: unknown): unknown;
-    connect(cb?: unknown): unknown;
-  };
+  prototype: PgPoolInternals;
 }
+
+/** The executor pg and pg-pool hand their promise class. */
+export type PgPromiseExecutor = (resolve: (value: unknown) => void, reject: (reason: unknown) => void) => void;
+/** A promise class as pg and pg-pool call it: with `new` and an executor. */
+export type PgPromiseClass = new (executor: PgPromiseExecutor) => unknown;
 
 /**
  * A submittable as pg's client drives it (pg/lib/query.js, pg-cursor/index.js,

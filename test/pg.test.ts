@@ -6,7 +6,7 @@ import { getCurrentSpan, installPatches, setResponseHook, spanInContext, suppres
 import type { PgOptions } from '../src/options';
 import { CANARY, findSecret } from './helpers/canary';
 import { isWrapped } from '../src/wrap';
-import { closedPort, PG, uniqueName, unhandledRejections } from './helpers/db';
+import { closedPort, PG, uniqueName, unhandled } from './helpers/db';
 import {
   createTestTracer,
   errorBehind,
@@ -65,6 +65,48 @@ function contractTags(statement: string, extra: Record<string, unknown> = {}): R
 function withPgOptions(t: TestTracer, pgOptions: PgOptions): void {
   before(() => installPatches(['pg'], { tracer: t.tracer, pg: pgOptions }));
   after(() => installPatches(['pg'], { tracer: t.tracer }));
+}
+
+/** A `.then` made on a native promise (`.catch` and `.finally` call `.then`): on which promise, and the promise it made. */
+interface ThenCall {
+  on: unknown;
+  made: unknown;
+}
+
+/** Calls `fn` and records every `.then` made on a native promise while it runs. */
+function recordThens<T>(fn: () => T): { result: T; thens: ThenCall[] } {
+  const then = Promise.prototype.then;
+  const thens: ThenCall[] = [];
+  Promise.prototype.then = function (this: Promise<unknown>, ...args: Parameters<typeof then>) {
+    const made = then.apply(this, args);
+    thens.push({ on: this, made });
+    return made;
+  } as typeof then;
+  try {
+    return { result: fn(), thens };
+  } finally {
+    Promise.prototype.then = then;
+  }
+}
+
+/**
+ * How the promise `p` a call returned came to be: how many `.then` links lead
+ * to it from a promise that was constructed (pg's own `.catch` makes one), and
+ * how many `.then` were already made on it when the app got it.
+ */
+function lineage(p: unknown, thens: ThenCall[]): { links: number; subscribed: number } {
+  let links = 0;
+  for (let at = thens.find((c) => c.made === p); at !== undefined; at = thens.find((c) => c.made === at!.on)) links++;
+  return { links, subscribed: thens.filter((c) => c.on === p).length };
+}
+
+/** Calls `query` once without instrumentation and once with it: the lineage of what each call returned. */
+async function lineageOffAndOn(query: () => Promise<unknown>): Promise<{ off: ReturnType<typeof lineage>; on: ReturnType<typeof lineage> }> {
+  const off = suppressInstrumentation(() => recordThens(query));
+  const on = recordThens(query);
+  assert.ok(off.result instanceof Promise && on.result instanceof Promise);
+  await Promise.all([off.result, on.result]);
+  return { off: lineage(off.result, off.thens), on: lineage(on.result, on.thens) };
 }
 
 describe('pg patch', () => {
@@ -449,18 +491,126 @@ describe('pg patch', () => {
       await victim.end().catch(() => undefined);
     });
 
-    it('a rejection nobody handles stays unhandled, as without instrumentation', async () => {
-      const reasons = await unhandledRejections(() => {
-        void client.query('SELEKT 1');
+    it('a rejection nobody handles stays unhandled, reported for the very promise the app got', async () => {
+      let got: Promise<unknown> | undefined;
+      const seen = await unhandled(() => {
+        got = client.query('SELEKT 1');
       });
-      assert.strictEqual(reasons.length, 1);
-      assert.strictEqual((reasons[0] as { code?: string }).code, '42601');
-      assert.strictEqual(errorBehind(logs(only(t, 'pg:SELEKT'))[0]['error.object']), reasons[0]);
+      assert.strictEqual(seen.length, 1);
+      assert.strictEqual(seen[0].promise, got);
+      assert.strictEqual((seen[0].reason as { code?: string }).code, '42601');
+      assert.strictEqual(errorBehind(logs(only(t, 'pg:SELEKT'))[0]['error.object']), seen[0].reason);
+    });
+
+    it('a pool.query rejection nobody handles stays unhandled too', async () => {
+      const pool = new pg.Pool({ ...PG, max: 1 });
+      try {
+        let got: Promise<unknown> | undefined;
+        const seen = await unhandled(() => {
+          got = pool.query('SELEKT 2');
+        });
+        assert.strictEqual(seen.length, 1);
+        assert.strictEqual(seen[0].promise, got);
+        assert.strictEqual((seen[0].reason as { code?: string }).code, '42601');
+        assert.strictEqual(errorBehind(logs(only(t, 'pg:SELEKT'))[0]['error.object']), seen[0].reason);
+      } finally {
+        await pool.end();
+      }
     });
 
     it('a synchronous throw (null query) is the same as without instrumentation', () => {
       assert.throws(() => client.query(null as never), /Client was passed a null or undefined query/);
       assert.strictEqual(t.accounting.open.size, 0);
+    });
+  });
+
+  describe('promise form: the app gets pg\'s own promise', () => {
+    // pg returns `new Promise(...).catch(...)` (pg/lib/client.js query(),
+    // pg-pool/index.js promisify): one `.then` link from the promise it built,
+    // and nothing subscribed to it yet. The patch must neither continue it nor
+    // subscribe to it.
+    const expected = { links: 1, subscribed: 0 };
+
+    it('client.query(text), client.query(text, values), client.query(config)', async () => {
+      for (const query of [
+        () => client.query('SELECT 1'),
+        () => client.query('SELECT $1::int AS n', [1]),
+        () => client.query({ text: 'SELECT 2' }),
+      ]) {
+        const { off, on } = await lineageOffAndOn(query);
+        assert.deepStrictEqual(off, expected, 'pg itself');
+        assert.deepStrictEqual(on, off);
+      }
+      assert.strictEqual(pgSpans(t).length, 3);
+    });
+
+    it('a failing client.query', async () => {
+      const { off, on } = await lineageOffAndOn(() => client.query('SELEKT 1').catch((e: Error) => e));
+      // The `.catch` above is the app's own, made on what the query returned.
+      assert.deepStrictEqual(off, { links: 2, subscribed: 0 });
+      assert.deepStrictEqual(on, off);
+      assert.strictEqual(tag(only(t, 'pg:SELEKT'), 'error'), true);
+    });
+
+    it('pool.query(text)', async () => {
+      const pool = new pg.Pool({ ...PG, max: 1 });
+      try {
+        await pool.query('SELECT 0'); // a client is ready: the measured calls only queue
+        t.clear();
+        const { off, on } = await lineageOffAndOn(() => pool.query('SELECT 1'));
+        assert.deepStrictEqual(off, expected, 'pg-pool itself');
+        assert.deepStrictEqual(on, off);
+        assert.strictEqual(pgSpans(t).length, 1);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('the promise class of the client and of the pool is back as it was once query() has returned', async () => {
+      const holders: Array<[object, string, () => Promise<unknown>]> = [];
+      holders.push([client, '_Promise', () => client.query('SELECT 1')]);
+      const pool = new pg.Pool({ ...PG, max: 1 });
+      holders.push([pool, 'Promise', () => pool.query('SELECT 2')]);
+      // A class found on the prototype, not on the object itself.
+      class InheritedPromise extends pg.Client {}
+      const inherited = new InheritedPromise(PG);
+      delete (inherited as unknown as Record<string, unknown>)._Promise;
+      (InheritedPromise.prototype as unknown as Record<string, unknown>)._Promise = Promise;
+      await inherited.connect();
+      holders.push([inherited, '_Promise', () => inherited.query('SELECT 3')]);
+      try {
+        for (const [holder, key, query] of holders) {
+          const before = Object.getOwnPropertyDescriptor(holder, key);
+          const pending = query();
+          assert.deepStrictEqual(Object.getOwnPropertyDescriptor(holder, key), before, key);
+          await pending;
+          assert.deepStrictEqual(Object.getOwnPropertyDescriptor(holder, key), before, key);
+        }
+        assert.strictEqual((inherited as unknown as Record<string, unknown>)._Promise, Promise);
+        assert.strictEqual(pgSpans(t).length, 3);
+      } finally {
+        await pool.end();
+        await inherited.end();
+      }
+    });
+
+    it('a client whose promise class cannot be replaced: pg\'s promise is continued, the span still ends', async () => {
+      const c = new pg.Client(PG);
+      await c.connect();
+      try {
+        Object.defineProperty(c, '_Promise', { value: Promise, writable: false });
+        const res = await c.query('SELECT 1 AS n');
+        assert.deepStrictEqual(res.rows, [{ n: 1 }]);
+        const err = await c.query('SELEKT 1').then(
+          () => assert.fail('expected a syntax error'),
+          (e: Error) => e,
+        );
+        assert.strictEqual((err as { code?: string }).code, '42601');
+        assert.strictEqual(tag(only(t, 'pg:SELECT'), 'error'), undefined);
+        assert.strictEqual(errorBehind(logs(only(t, 'pg:SELEKT'))[0]['error.object']), err);
+      } finally {
+        await c.end();
+      }
     });
   });
 

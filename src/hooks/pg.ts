@@ -6,6 +6,10 @@
  * the call to the result, time waiting for a free client included), and
  * optional `pg:connect` spans for `Client.prototype.connect`.
  *
+ * Promise form: the application gets pg's very own promise, settled when it
+ * would be without instrumentation; the span follows it through the promise
+ * class pg builds it with (see `PromiseSeam`).
+ *
  * Context: pg runs a query's callbacks and events in the context of the
  * socket's owner, and pg-pool hands a waiting caller its client in the
  * context of whoever released one. The patch binds callbacks, pool waiters
@@ -14,7 +18,7 @@
 import type { Span } from 'opentracing';
 import { OPERATION_PREFIX, REDACTED, TAG } from '../constants';
 import { activeOuterClient, bindToCurrentContext, isSuppressed, runWithOuterClient, type OuterClient } from '../context';
-import type { PgClientInternals, PgClientPrototype, PgModule, PgPoolClass, PgSubmittable } from '../internal-types';
+import type { PgClientInternals, PgClientPrototype, PgModule, PgPoolClass, PgPoolInternals, PgPromiseClass, PgPromiseExecutor, PgSubmittable } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } from '../options';
 import type { Instrumentation } from '../patcher';
@@ -187,9 +191,13 @@ function finisher(span: Span, options: PgOptions, onDone?: () => void, values?: 
 }
 
 /**
- * The promise the application gets in the promise form: pg's own, continued
- * so that the span ends with it. Same value, same rejection (an unhandled
- * rejection stays unhandled); the continuation runs in the caller's context.
+ * The fallback of the promise form when the seam (`PromiseSeam`) could not
+ * be installed or pg did not build its promise through it (a frozen client,
+ * a subclass whose `query()` makes a promise of its own), and the promise
+ * form of a traced `connect()`: pg's promise continued so that the span ends
+ * with it. Same
+ * value, same rejection (an unhandled rejection stays unhandled), but a
+ * different promise object, settled one microtask later.
  */
 function settleWith(result: unknown, finish: Finish): unknown {
   const thenable = result as PromiseLike<unknown> | null | undefined;
@@ -207,6 +215,142 @@ function settleWith(result: unknown, finish: Finish): unknown {
       throw err;
     },
   );
+}
+
+/** Where pg and pg-pool keep the promise class their `query()` builds its promise with. */
+const CLIENT_PROMISE = '_Promise';
+const POOL_PROMISE = 'Promise';
+type PromiseHolder = { [K in typeof CLIENT_PROMISE | typeof POOL_PROMISE]?: unknown };
+
+/** Runs `finish`, which never throws into pg's resolve/reject (the hook's part is already contained). */
+function finishSafely(finish: Finish, err: unknown, result?: unknown): void {
+  try {
+    finish(err, result);
+  } catch (finishErr) {
+    logOnce('pg:finish', 'could not finish a pg span', finishErr);
+  }
+}
+
+/**
+ * The promise form without a promise of our own. pg's `query()` builds the
+ * promise it returns with the promise class kept on the client
+ * (`client._Promise`) or the pool (`pool.Promise`) and settles it only
+ * through the `resolve`/`reject` it hands that class's executor, from the
+ * query callback, the `query_timeout` timer, the `process.nextTick` failure
+ * of a client that cannot take a query, or pg-pool's own callback (see
+ * PgClientPrototype._Promise and PgPoolInternals.Promise in
+ * src/internal-types.ts). For the synchronous run of the original `query()`,
+ * and only until pg first uses it, that class is replaced by a "seam class"
+ * that builds the same promise with the original class, handing pg's
+ * executor a `resolve`/`reject` that finish the span first. So the app gets
+ * pg's very own promise, settled in the same microtask turn, with nothing
+ * attached to it (an unhandled rejection stays unhandled).
+ *
+ * On success the span finishes (response hook first) right before pg's
+ * promise resolves. On failure it finishes one microtask later, once pg's
+ * `.catch` has given the error the stack that leads back to the application
+ * (`Error.captureStackTrace` in pg's query() and pg-pool's promisify), so
+ * that the span logs the stack the app sees; that is still before any
+ * reaction of the app, which pg's `.catch` puts one turn further.
+ */
+interface PromiseSeam {
+  readonly holder: PromiseHolder;
+  readonly key: keyof PromiseHolder;
+  readonly original: PgPromiseClass;
+  /** What stands in for `original` on the holder meanwhile. */
+  readonly installed: PgPromiseClass;
+  /** The class was the holder's own property (pg and pg-pool set it in their constructors), not inherited. */
+  readonly own: boolean;
+  readonly finish: Finish;
+  /** pg built its promise through the seam. */
+  used: boolean;
+  restored: boolean;
+}
+
+/** The seam of the `query()` running now; one at a time (a nested traced query falls back to `settleWith`). */
+let armedSeam: PromiseSeam | undefined;
+
+/** One seam class per promise class (in practice: the global Promise), made once, so that a query allocates no function it calls with `new`. */
+const seamClasses = new WeakMap<PgPromiseClass, PgPromiseClass>();
+
+/** Puts the holder's promise class back, once, unless someone else has replaced it meanwhile. */
+function restoreSeam(seam: PromiseSeam): void {
+  if (seam.restored) return;
+  seam.restored = true;
+  if (armedSeam === seam) armedSeam = undefined;
+  try {
+    if (seam.holder[seam.key] !== seam.installed) return;
+    if (seam.own) seam.holder[seam.key] = seam.original;
+    else delete seam.holder[seam.key];
+  } catch (err) {
+    logOnce('pg:promise', 'could not put back the promise class of a pg client or pool', err);
+  }
+}
+
+function seamClassOf(Original: PgPromiseClass): PgPromiseClass {
+  let SeamClass = seamClasses.get(Original);
+  if (SeamClass !== undefined) return SeamClass;
+  SeamClass = function (this: unknown, executor: unknown): unknown {
+    const seam = armedSeam;
+    if (seam !== undefined) restoreSeam(seam);
+    if (new.target === undefined) return Reflect.apply(Original, this, arguments);
+    if (seam === undefined || seam.original !== Original || typeof executor !== 'function') return Reflect.construct(Original, arguments);
+    seam.used = true;
+    const finish = seam.finish;
+    return new Original(function (resolve, reject) {
+      return (executor as PgPromiseExecutor)(
+        function (value) {
+          finishSafely(finish, undefined, value);
+          return resolve(value);
+        },
+        function (reason) {
+          reject(reason);
+          // Queued after pg's `.catch` reaction, which the rejection has just queued.
+          queueMicrotask(() => finishSafely(finish, reason));
+        },
+      );
+    });
+  } as unknown as PgPromiseClass;
+  // Statics (`resolve`, `reject`, ...) read through to the original class.
+  Object.setPrototypeOf(SeamClass, Original);
+  seamClasses.set(Original, SeamClass);
+  return SeamClass;
+}
+
+/** Installs the seam on `holder`; undefined when there is no promise class to replace or it cannot be replaced. */
+function armSeam(holder: PromiseHolder, key: keyof PromiseHolder, finish: Finish): PromiseSeam | undefined {
+  if (armedSeam !== undefined) return undefined;
+  const original = holder[key] as PgPromiseClass;
+  if (typeof original !== 'function') return undefined;
+  const installed = seamClassOf(original);
+  const seam: PromiseSeam = { holder, key, original, installed, own: Object.prototype.hasOwnProperty.call(holder, key), finish, used: false, restored: false };
+  holder[key] = installed; // throws for a frozen holder or a read-only class: the caller falls back
+  armedSeam = seam;
+  return seam;
+}
+
+/**
+ * Calls `original` for a promise form query through the seam on `holder`;
+ * falls back to continuing pg's promise (`settleWith`) when the seam could
+ * not be installed or pg did not build its promise through it.
+ */
+function callWithPromiseSeam(holder: PromiseHolder, key: keyof PromiseHolder, finish: Finish, call: () => unknown): unknown {
+  let seam: PromiseSeam | undefined;
+  try {
+    seam = armSeam(holder, key, finish);
+  } catch (err) {
+    logOnce('pg:promise', 'could not follow the promise of a pg query; it is continued instead', err);
+  }
+  let result: unknown;
+  try {
+    result = call();
+  } catch (err) {
+    finish(err);
+    throw err;
+  } finally {
+    if (seam !== undefined) restoreSeam(seam);
+  }
+  return seam?.used ? result : settleWith(result, finish);
 }
 
 /** `cb` bound to the caller's context, finishing the span before it runs. */
@@ -355,14 +499,13 @@ function tracedClientQuery(original: PgClientPrototype['query'], client: PgClien
       return original.apply(client, args as never);
     }
   }
-  let result: unknown;
+  if (wrapped === undefined) return callWithPromiseSeam(client, CLIENT_PROMISE, finish, () => original.apply(client, args as never));
   try {
-    result = wrapped !== undefined ? original.call(client, config, values, wrapped) : original.apply(client, args as never);
+    return original.call(client, config, values, wrapped);
   } catch (err) {
     finish(err);
     throw err;
   }
-  return wrapped !== undefined ? result : settleWith(result, finish);
 }
 
 function tracedClientConnect(original: PgClientPrototype['connect'], client: PgClientPrototype, args: IArguments): unknown {
@@ -414,7 +557,7 @@ function tracedClientConnect(original: PgClientPrototype['connect'], client: PgC
   return wrapped !== undefined ? result : settleWith(result, connectDone);
 }
 
-function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: unknown, args: IArguments): unknown {
+function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: PgPoolInternals, args: IArguments): unknown {
   const config = args[0];
   if (config === null || config === undefined || typeof config === 'function' || isSuppressed()) {
     return original.apply(pool, args as never);
@@ -449,14 +592,15 @@ function tracedPoolQuery(original: PgPoolClass['prototype']['query'], pool: unkn
       return original.apply(pool, args as never);
     }
   }
-  let result: unknown;
+  if (list === undefined) {
+    return callWithPromiseSeam(pool, POOL_PROMISE, finish, () => runWithOuterClient(outer, () => original.apply(pool, args as never)));
+  }
   try {
-    result = runWithOuterClient(outer, () => original.apply(pool, (list ?? args) as never));
+    return runWithOuterClient(outer, () => original.apply(pool, list as never));
   } catch (err) {
     finish(err);
     throw err;
   }
-  return list !== undefined ? result : settleWith(result, finish);
 }
 
 /** `pg`: Client.prototype.query and .connect (pg's Pool inherits pg-pool's, patched below). */
@@ -493,7 +637,7 @@ export const pgPool: Instrumentation<PgPoolClass> = {
   patch(Pool) {
     const proto = Pool.prototype;
     wrapMethod(proto, 'query', (original) =>
-      function query(this: unknown) {
+      function query(this: PgPoolInternals) {
         return tracedPoolQuery(original, this, arguments);
       },
     );

@@ -39,14 +39,15 @@ export async function closedPort(): Promise<number> {
 
 /**
  * Runs `fn` with the process' unhandledRejection listeners (mocha's) set
- * aside, and returns the reasons of the rejections nobody handled.
+ * aside, and returns the rejections nobody handled: each reason with the
+ * promise Node reported it for.
  */
-export async function unhandledRejections(fn: () => void, settleMs = 300): Promise<unknown[]> {
+export async function unhandled(fn: () => void, settleMs = 300): Promise<Array<{ reason: unknown; promise: Promise<unknown> }>> {
   const saved = process.listeners('unhandledRejection');
   process.removeAllListeners('unhandledRejection');
-  const reasons: unknown[] = [];
-  const listener = (reason: unknown): void => {
-    reasons.push(reason);
+  const seen: Array<{ reason: unknown; promise: Promise<unknown> }> = [];
+  const listener = (reason: unknown, promise: Promise<unknown>): void => {
+    seen.push({ reason, promise });
   };
   process.on('unhandledRejection', listener);
   try {
@@ -56,7 +57,12 @@ export async function unhandledRejections(fn: () => void, settleMs = 300): Promi
     process.removeListener('unhandledRejection', listener);
     for (const l of saved) process.on('unhandledRejection', l);
   }
-  return reasons;
+  return seen;
+}
+
+/** The reasons of the rejections nobody handled while `fn` ran (see `unhandled`). */
+export async function unhandledRejections(fn: () => void, settleMs = 300): Promise<unknown[]> {
+  return (await unhandled(fn, settleMs)).map((r) => r.reason);
 }
 
 /**

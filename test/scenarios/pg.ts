@@ -3,11 +3,14 @@
  * client and through a pool, submittables (Query, Cursor, QueryStream), and
  * the ways a query fails: a syntax error, a constraint violation, a bad
  * parameter count, a refused connection, a query timeout, a statement
- * timeout, a client ended mid-query, a null query.
+ * timeout, a client ended mid-query, a null query. The promise forms also
+ * count the microtask turns from the moment pg settles its promise to the
+ * app's reaction.
  */
 import pg from 'pg';
 import QueryStream from 'pg-query-stream';
-import type { Recorder, Scenario } from '../helpers/differential';
+import type { EventEmitter } from 'events';
+import { microtaskClock, type Recorder, type Scenario } from '../helpers/differential';
 import { PG } from '../helpers/db';
 import type { ScenarioEnv } from './env';
 
@@ -72,12 +75,101 @@ function callback(rec: Recorder, where: string, start: (cb: (err: Error | null, 
   });
 }
 
+/**
+ * Promise form, timed from the moment pg settles: `call(start)` makes the
+ * query and arranges for `start` to run right after pg has settled the
+ * promise it built; the app's reaction records how many microtask turns it
+ * came after that (an extra `.then` between pg and the app shows up here).
+ */
+async function timed(rec: Recorder, where: string, call: (start: () => void) => Promise<Result>): Promise<void> {
+  let clock: (() => number) | undefined;
+  const turns = (): unknown => clock?.() ?? 'before pg settled';
+  await call(() => {
+    clock ??= microtaskClock();
+  }).then(
+    (r) => rec.event(`${where}:resolved`, { turns: turns(), value: view(r) }),
+    (err: unknown) => {
+      rec.error(`${where}:rejected`, err);
+      rec.event(`${where}:rejected after`, { turns: turns() });
+    },
+  );
+}
+
+/**
+ * Calls `start` once the server's next reply that ends a query has been
+ * handled: pg settles the query in its own `readyForQuery` (success) or
+ * `errorMessage` (failure) listener on the connection (pg/lib/client.js
+ * `_connect`), which runs before this one.
+ */
+function afterReply(connection: EventEmitter, start: () => void): void {
+  const once = (): void => {
+    connection.off('readyForQuery', once);
+    connection.off('errorMessage', once);
+    start();
+  };
+  connection.on('readyForQuery', once);
+  connection.on('errorMessage', once);
+}
+
 export function pgScenarios(env: ScenarioEnv): Scenario[] {
   const scenarios: Scenario[] = [
     {
       name: 'client.query(text), promise',
       spans: 1,
       run: (rec) => withClient(rec, async (c) => void (await promised(rec, 'query', () => c.query('SELECT 1 AS n, $$a$$ AS s')))),
+    },
+    {
+      name: 'client.query promise: microtask turns from pg settling to the app (result, config, error reply)',
+      spans: 3,
+      run: (rec) =>
+        withClient(rec, async (c) => {
+          await timed(rec, 'text', (start) => {
+            afterReply(c.connection, start);
+            return c.query('SELECT 1 AS n');
+          });
+          await timed(rec, 'config', (start) => {
+            afterReply(c.connection, start);
+            return c.query({ text: 'SELECT $1::int AS n', values: [2] });
+          });
+          await timed(rec, 'error reply', (start) => {
+            afterReply(c.connection, start);
+            return c.query('SELEKT 3');
+          });
+        }),
+    },
+    {
+      name: 'client.query promise on an ended client: microtask turns from pg settling to the app',
+      async run(rec) {
+        const client = new pg.Client(PG);
+        await client.connect();
+        await client.end();
+        await timed(rec, 'query', (start) => {
+          const p = client.query('SELECT 1');
+          process.nextTick(start); // after the tick in which pg fails the query (pg/lib/client.js query())
+          return p;
+        });
+      },
+    },
+    {
+      name: 'pool.query promise: microtask turns from pg settling to the app (result, error reply)',
+      spans: 3,
+      async run(rec) {
+        const pool = new pg.Pool({ ...PG, max: 1 });
+        pool.on('error', (err) => rec.error('pool error event', err));
+        const arm = (start: () => void): void => {
+          pool.once('acquire', (client: pg.PoolClient) => afterReply((client as unknown as pg.Client).connection, start));
+        };
+        await promised(rec, 'warm-up', () => pool.query('SELECT 0 AS n')); // a connected client waits in the pool
+        await timed(rec, 'result', (start) => {
+          arm(start);
+          return pool.query('SELECT 1 AS n');
+        });
+        await timed(rec, 'error reply', (start) => {
+          arm(start);
+          return pool.query('SELEKT 2');
+        });
+        await pool.end();
+      },
     },
     {
       name: 'client.query(text, values, callback)',
