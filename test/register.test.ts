@@ -51,6 +51,40 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     );
   });
 
+  it('a handler fetch()ing a URL that redirects twice: one fetch span, the same context on every hop', async () => {
+    const app = path.join(__dirname, 'fixtures', 'fetch-redirect-app', 'app.js');
+    const run = await runApp(agentEnv(), undefined, app);
+    assert.strictEqual(run.code, 0, run.stderr);
+    const { body, seen } = JSON.parse(run.stdout) as { body: string; seen: Array<{ url: string; trace: string }> };
+    assert.strictEqual(body, '200 landed');
+    // The app's own GET (client), its frontend (server), the fetch under it (client), three downstream hops (server).
+    const spans = await agent.waitForSpans(6);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.strictEqual(agent.spans.length, 6);
+    const fetchSpans = spans.filter((s) => s.tags.component === 'fetch');
+    assert.strictEqual(fetchSpans.length, 1);
+    const [call] = fetchSpans;
+    const frontend = spans.find((s) => s.tags['span.kind'] === 'server' && String(s.tags['http.url']).endsWith('/start'))!;
+    assert.strictEqual(call.parentSpanId, frontend.spanId);
+    assert.match(String(call.tags['http.url']), /\/hop\/2$/);
+    assert.strictEqual(call.tags['http.status_code'], 200);
+    assert.deepStrictEqual(
+      call.logs.map((l) => [l.event, l['http.status_code'], String(l['http.url']).replace(/^.*(\/hop\/\d)$/, '$1')]),
+      [
+        ['redirect', 302, '/hop/1'],
+        ['redirect', 302, '/hop/0'],
+      ],
+    );
+    assert.deepStrictEqual(
+      seen.map((h) => [h.url, h.trace.split(':')[1]]),
+      [
+        ['/hop/2', call.spanId],
+        ['/hop/1', call.spanId],
+        ['/hop/0', call.spanId],
+      ],
+    );
+  });
+
   it('JAEGER_SERVICE_NAME names the service', async () => {
     await runApp(agentEnv({ JAEGER_SERVICE_NAME: 'orders' }));
     const spans = await agent.waitForSpans(2);
