@@ -23,6 +23,7 @@ import {
   tracerWithBrokenSpans,
   underParent,
 } from './helpers/tracing';
+import { originalOf } from '../src/wrap';
 import { defaultHandler, startHttpServer, type Handler, type TestServer } from './helpers/servers';
 
 const PATCHES = ['http', 'https', 'fetch'] as const;
@@ -198,6 +199,22 @@ describe('fetch patch', () => {
       }
       assert.strictEqual(fetchSpans().length, 1);
       assert.strictEqual(headerSpanId(server.received[0].headers['uber-trace-id']), spanId(fetchSpans()[0]));
+    });
+
+    it('wraps fetch keeping its name and length; uninstall puts back the very same functions', async () => {
+      const originals = { global: originalOf(globalThis.fetch), undici: originalOf(undici.fetch) };
+      assert.notStrictEqual(globalThis.fetch, originals.global);
+      assert.notStrictEqual(undici.fetch, originals.undici);
+      assert.strictEqual(globalThis.fetch.name, originals.global.name);
+      assert.strictEqual(globalThis.fetch.length, originals.global.length);
+      assert.strictEqual(undici.fetch.length, originals.undici.length);
+      uninstallAllPatches();
+      try {
+        assert.strictEqual(globalThis.fetch, originals.global);
+        assert.strictEqual(undici.fetch, originals.undici);
+      } finally {
+        installPatches([...PATCHES], { tracer: t.tracer });
+      }
     });
 
     it('subscribes once, however many times it is installed', async () => {

@@ -290,7 +290,10 @@ function redirectModeOf(input: unknown, init: unknown, requestClass: unknown): R
     const proto: unknown = Object.getPrototypeOf(init);
     if (own === undefined && proto !== Object.prototype && proto !== null) return 'unknown';
   }
-  if (typeof requestClass === 'function' && input instanceof requestClass) return modeOf((input as { redirect?: unknown }).redirect);
+  if (input !== null && typeof input === 'object' && !(input instanceof URL)) {
+    if (typeof requestClass === 'function' && input instanceof requestClass) return modeOf((input as { redirect?: unknown }).redirect);
+    return 'unknown'; // a Request of another fetch, say
+  }
   return 'follow';
 }
 
