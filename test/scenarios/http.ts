@@ -133,7 +133,9 @@ export function httpScenarios(env: ScenarioEnv, component: 'http' | 'https'): Sc
       async run(rec) {
         const ac = new AbortController();
         const req = rec.sync('get', () => client.get(`${origin()}/slow/3000`, { ...tls(), signal: ac.signal, agent: false }));
-        setTimeout(() => ac.abort(), 30);
+        // Once the request is sent (a TLS handshake on a loaded machine can take longer than any fixed delay),
+        // so that both runs see the same events.
+        req?.once('finish', () => setTimeout(() => ac.abort(), 20));
         await observeRequest(rec, req);
       },
     },
