@@ -17,6 +17,10 @@ export interface OuterClient {
   readonly component: string;
   /** Set when the outer call has completed: later calls in the same async chain are their own calls. */
   done: boolean;
+  /** Requests the lower layer has made for the call so far (a redirect followed makes another). */
+  hops?: number;
+  /** Status of the latest of them, once its response has arrived. */
+  lastStatus?: number;
 }
 
 export interface ContextStore {

@@ -5,8 +5,8 @@
  */
 import { isIP } from 'net';
 import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext, type Tracer } from 'opentracing';
-import { BAGGAGE_LIMIT, LOG, SPAN_KIND_CLIENT, TAG } from './constants';
-import { getCurrentSpan, isSuppressed } from './context';
+import { BAGGAGE_LIMIT, LOG, REDIRECT, SPAN_KIND_CLIENT, TAG } from './constants';
+import { getCurrentSpan, isSuppressed, type OuterClient } from './context';
 import { logOnce } from './logger';
 import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
@@ -330,6 +330,32 @@ export function tagErrorMessage(span: Span, kind: string, message: string): void
   } catch (logErr) {
     logOnce('tagError', 'could not tag an error on a span', logErr);
   }
+}
+
+/**
+ * Logs a redirect followed within one call (one span): the status that
+ * redirected and the (redacted) URL it led to. Nothing for a span that
+ * records nothing.
+ */
+export function logRedirect(span: Span, status: number | undefined, url: string): void {
+  if (!isRecording(span)) return;
+  const fields: Record<string, unknown> = { [LOG.EVENT]: REDIRECT.EVENT };
+  if (status !== undefined) fields[TAG.HTTP_STATUS_CODE] = status;
+  fields[TAG.HTTP_URL] = url;
+  logFields(span, fields);
+}
+
+/**
+ * A request a lower layer makes for an outer client's call (see
+ * `OuterClient`): after the first, one that follows a redirect response is
+ * logged as a redirect on the outer span. `url` is redacted already.
+ */
+export function noteOuterHop(outer: OuterClient, url: string): void {
+  const hops = (outer.hops ?? 0) + 1;
+  outer.hops = hops;
+  const status = outer.lastStatus;
+  outer.lastStatus = undefined;
+  if (hops > 1 && status !== undefined && REDIRECT.STATUSES.has(status)) logRedirect(outer.span, status, url);
 }
 
 /** Adds a log record to `span`; a failing tracer is contained. */

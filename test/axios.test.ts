@@ -331,6 +331,11 @@ describe('axios patch', () => {
         ['/redirect/3', '/redirect/2', '/redirect/1', '/'],
       );
       for (const r of server.received) assert.strictEqual(headerSpanId(r.headers['uber-trace-id']), spanId(span), r.url);
+      assert.deepStrictEqual(logs(span), [
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/redirect/2` },
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/redirect/1` },
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/` },
+      ]);
     });
 
     it('stays one span, and every hop carries its trace headers (fetch adapter)', async () => {
@@ -339,6 +344,22 @@ describe('axios patch', () => {
       const [span] = axiosSpans(t);
       assert.strictEqual(server.received.length, 3);
       for (const r of server.received) assert.strictEqual(headerSpanId(r.headers['uber-trace-id']), spanId(span), r.url);
+      assert.deepStrictEqual(logs(span), [
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/redirect/1` },
+        { event: 'redirect', 'http.status_code': 302, 'http.url': `${server.origin}/` },
+      ]);
+    });
+
+    it('a call that makes a second request without a redirect logs none (a retrying adapter)', async () => {
+      const http = axios.getAdapter('http');
+      const twice = async (config: never): Promise<unknown> => {
+        await http(config);
+        return http(config);
+      };
+      await underParent(t, () => axios.get(`${server.origin}/twice`, { adapter: twice as never }));
+      const [span] = axiosSpans(t);
+      assert.strictEqual(server.received.length, 2);
+      assert.deepStrictEqual(logs(span), []);
     });
 
     it('a call made later from inside the adapter (a user lookup), after the axios call settled, is its own call', async () => {

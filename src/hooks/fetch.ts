@@ -37,7 +37,7 @@ import type * as diagnosticsChannel from 'diagnostics_channel';
 import { Span as NoopSpan } from 'opentracing';
 import type { Span } from 'opentracing';
 import { isProxy } from 'util/types';
-import { LOG, REDIRECT, TAG } from '../constants';
+import { REDIRECT, TAG } from '../constants';
 import {
   activeCall,
   activeOuterClient,
@@ -48,6 +48,7 @@ import {
   runInCall,
   runInStore,
   type ContextStore,
+  type OuterClient,
 } from '../context';
 import type { UndiciRequest, UndiciResponseHead } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
@@ -62,7 +63,8 @@ import {
   injectHttpHeaders,
   isErrorStatusBy,
   isRecording,
-  logFields,
+  logRedirect,
+  noteOuterHop,
   setTag,
   setTags,
   startClientSpan,
@@ -119,6 +121,9 @@ interface FetchCall {
 
 /** A hop's request → its call. */
 const hopCall = new WeakMap<object, FetchCall>();
+
+/** A request made for an outer client's call (axios' fetch adapter) → that call. */
+const outerOfHop = new WeakMap<object, OuterClient>();
 
 function urlOf(request: UndiciRequest): string {
   const path = String(request.path);
@@ -353,12 +358,7 @@ function onHop(call: FetchCall, request: UndiciRequest, url: string, parsed: URL
   hopCall.set(request, call);
   if (span !== undefined) {
     // A later hop: a redirect fetch followed.
-    if (isRecording(span)) {
-      const fields: Record<string, unknown> = { [LOG.EVENT]: REDIRECT.EVENT };
-      if (previous !== undefined) fields[TAG.HTTP_STATUS_CODE] = previous.response.statusCode;
-      fields[TAG.HTTP_URL] = parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url);
-      logFields(span, fields);
-    }
+    logRedirect(span, previous?.response.statusCode, parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url));
     inject(span, request, parsed);
     return;
   }
@@ -459,6 +459,8 @@ function onCreate(message: unknown): void {
     const parsed = parsedUrl(url);
     const outer = activeOuterClient();
     if (outer !== undefined) {
+      noteOuterHop(outer, parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url));
+      outerOfHop.set(request, outer);
       inject(outer.span, request, parsed);
       return;
     }
@@ -555,6 +557,11 @@ function onHopHeaders(call: FetchCall, request: object, response: UndiciResponse
 function onHeaders(message: unknown): void {
   try {
     const { request, response } = message as { request: object; response: UndiciResponseHead };
+    const outer = outerOfHop.get(request);
+    if (outer !== undefined) {
+      outer.lastStatus = response.statusCode;
+      return;
+    }
     const call = hopCall.get(request);
     if (call !== undefined) {
       onHopHeaders(call, request, response);

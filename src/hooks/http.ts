@@ -14,7 +14,7 @@ import type { ClientRequest, IncomingMessage, RequestOptions } from 'http';
 import { Span as NoopSpan } from 'opentracing';
 import type { Span } from 'opentracing';
 import { TAG } from '../constants';
-import { activeOuterClient, isSuppressed } from '../context';
+import { activeOuterClient, isSuppressed, type OuterClient } from '../context';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type HttpClientOptions } from '../options';
 import type { DumpableResponse } from '../internal-types';
@@ -27,6 +27,7 @@ import {
   injectHttpHeaders,
   isRecording,
   isServerErrorStatus,
+  noteOuterHop,
   setTag,
   setTags,
   startClientSpan,
@@ -236,6 +237,27 @@ function injectLate(req: ClientRequest, span: Span): void {
   injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
 }
 
+/**
+ * A request made for an outer client's call (axios over http: follow-redirects
+ * makes one per hop): noted on the outer span, with the status of its
+ * response for the next hop's redirect log. Only looked at when the request
+ * already has a 'response' listener (the library's), so that adding one
+ * changes nothing (without any, Node would discard the response itself).
+ */
+function followOuterHop(outer: OuterClient, req: ClientRequest): void {
+  try {
+    noteOuterHop(outer, urlOf(req));
+    if (req.listenerCount('response') > 0) {
+      // First: the library's own listener makes the next hop's request at once.
+      req.prependOnceListener('response', (res: IncomingMessage) => {
+        outer.lastStatus = res.statusCode;
+      });
+    }
+  } catch (err) {
+    logOnce('http:outer-hop', 'could not follow a request of an outer client call', err);
+  }
+}
+
 function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
   if (isSuppressed()) return callOriginal(original, self, args, end);
 
@@ -254,6 +276,7 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
   if (outer !== undefined) {
     const req = createRequest(original, self, args, callerOpts, early, outer.span);
     if (!early) injectLate(req, outer.span);
+    followOuterHop(outer, req);
     if (end) req.end();
     return req;
   }
