@@ -66,13 +66,15 @@ export function isBaggageHeader(name: string): boolean {
 }
 
 /*
- * Baggage as the span context holds it, for `propagateBaggage: false`. A
+ * Baggage as the span context holds it, for `propagateBaggage: false` and
+ * for the bounds on forwarded baggage (src/span.ts `injectHttpHeaders`). A
  * tracer may write baggage under any header name (jaeger-client's
  * `baggagePrefix` option, other tracers' own schemes), so header names alone
  * cannot tell it from the trace context. What can be known of a context:
  * - jaeger-client's: its baggage object, and a copy of the context without
  *   it can be injected instead (exact: the tracer writes its own context
- *   headers and nothing else);
+ *   headers and nothing else), or as well, to tell which headers of the
+ *   context's own carrier are its baggage;
  * - a context with `forEachBaggageItem` (basictracer, LightStep): its items,
  *   so that the headers carrying them can be recognised by their values;
  * - any other: nothing; only the header-name prefixes apply.
@@ -166,22 +168,72 @@ function percentEncoded(text: string): string {
 }
 
 /**
- * Deletes from `carrier` every entry whose value carries one of `items`:
- * the value itself, as is or percent-encoded (one header per item), or
- * `key=value` inside a list (one header for all, as W3C `baggage` and
- * `jaeger-baggage` write them). A trace header whose value happens to be
- * the same as a baggage value goes too: the option's promise comes first.
+ * A test for header values that carry one of `items`: the value itself, as
+ * is or percent-encoded (one header per item), or `key=value` inside a list
+ * (one header for all, as W3C `baggage` and `jaeger-baggage` write them).
+ * Undefined when there are no items. Exact values are looked up in a set:
+ * baggage comes from callers, and its size must not make each call cost
+ * items x headers comparisons.
  */
-export function deleteBaggageValues(carrier: Record<string, string>, items: ReadonlyArray<readonly [string, string]>): void {
-  if (items.length === 0) return;
-  const forms: string[] = [];
+export function baggageValueTest(items: ReadonlyArray<readonly [string, string]>): ((value: string) => boolean) | undefined {
+  if (items.length === 0) return undefined;
+  const forms = new Set<string>();
   const within: string[] = [];
   for (const [key, value] of items) {
-    forms.push(value, percentEncoded(value));
+    forms.add(value);
+    forms.add(percentEncoded(value));
     if (key !== '') within.push(`${key}=${value}`, `${percentEncoded(key)}=${percentEncoded(value)}`);
   }
+  // Every `within` entry has an '=': a value without one holds none of them.
+  return (value) => forms.has(value) || (value.includes('=') && within.some((entry) => value.includes(entry)));
+}
+
+/**
+ * Deletes from `carrier` every entry whose value carries one of `items`
+ * (`baggageValueTest`). A trace header whose value happens to be the same
+ * as a baggage value goes too: the option's promise comes first.
+ */
+export function deleteBaggageValues(carrier: Record<string, string>, items: ReadonlyArray<readonly [string, string]>): void {
+  const carries = baggageValueTest(items);
+  if (carries === undefined) return;
   for (const name of Object.keys(carrier)) {
-    const value = String(carrier[name]);
-    if (forms.includes(value) || within.some((entry) => value.includes(entry))) delete carrier[name];
+    if (carries(String(carrier[name]))) delete carrier[name];
+  }
+}
+
+/**
+ * Which headers of an injected carrier carry baggage, as far as the context
+ * tells (a carrier known to hold none has no `BaggageHeaders` at all):
+ * - `names`: exactly these (jaeger-client: the headers that injecting the
+ *   context without its baggage does not write, or writes with another value);
+ * - `values`: those whose value carries a baggage item (`baggageValueTest`),
+ *   and those named like baggage;
+ * - `prefixes`: those named like baggage (`isBaggageHeader`) only.
+ */
+export type BaggageHeaders =
+  | { readonly by: 'names'; readonly names: ReadonlySet<string> }
+  | { readonly by: 'values'; readonly carries: (value: string) => boolean }
+  | { readonly by: 'prefixes' };
+
+export const BAGGAGE_BY_PREFIXES: BaggageHeaders = Object.freeze({ by: 'prefixes' });
+
+/** The names of `full` that `plain` (the same context injected without its baggage) lacks or holds another value for. */
+export function baggageNamesBetween(full: Readonly<Record<string, string>>, plain: Readonly<Record<string, string>>): BaggageHeaders {
+  const names = new Set<string>();
+  for (const name of Object.keys(full)) {
+    if (!hasOwn.call(plain, name) || plain[name] !== full[name]) names.add(name);
+  }
+  return { by: 'names', names };
+}
+
+/** Whether the header `name: value` of a carrier described by `headers` carries baggage. */
+export function isBaggageIn(headers: BaggageHeaders, name: string, value: string): boolean {
+  switch (headers.by) {
+    case 'names':
+      return headers.names.has(name);
+    case 'values':
+      return headers.carries(value) || isBaggageHeader(name);
+    default:
+      return isBaggageHeader(name);
   }
 }

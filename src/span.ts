@@ -11,11 +11,15 @@ import { logOnce } from './logger';
 import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
 import {
+  BAGGAGE_BY_PREFIXES,
   baggageItems,
+  baggageNamesBetween,
   baggageState,
+  baggageValueTest,
   deleteBaggageValues,
-  isBaggageHeader,
+  isBaggageIn,
   withoutBaggage,
+  type BaggageHeaders,
   type BaggageState,
 } from './propagation';
 
@@ -115,18 +119,38 @@ function injected(tracer: Tracer, context: SpanContext): Record<string, string> 
 }
 
 /**
+ * What the tracer injects for a context, and which of those headers carry
+ * its baggage (undefined: none of them).
+ */
+interface Injected {
+  readonly carrier: Readonly<Record<string, string>>;
+  readonly baggage: BaggageHeaders | undefined;
+}
+
+/** Which headers carry the baggage of `context` by their values, else by their names. */
+function baggageByValues(context: SpanContext): BaggageHeaders {
+  try {
+    const carries = baggageValueTest(baggageItems(context));
+    if (carries !== undefined) return { by: 'values', carries };
+  } catch (err) {
+    logOnce('inject-baggage-values', 'could not read the baggage of the span context; baggage headers are told by name only', err);
+  }
+  return BAGGAGE_BY_PREFIXES;
+}
+
+/**
  * What the tracer injects for `context`, with none of its baggage: a copy of
  * the context without baggage is injected when the tracer's contexts can be
  * copied so (jaeger-client's), whatever names the tracer gives its headers.
  * Otherwise (or when that fails) the context itself is injected and every
- * header that carries one of its baggage items is deleted by its value; when
- * even the items cannot be read, only the header-name prefixes remain
- * (`injectHttpHeaders`). Throws what the tracer's inject of `context` throws.
+ * header that carries one of its baggage items is deleted by its value; what
+ * is left is told by the header-name prefixes (`injectHttpHeaders`). Throws
+ * what the tracer's inject of `context` throws.
  */
-function injectedWithoutBaggage(tracer: Tracer, context: SpanContext): Record<string, string> {
+function injectedWithoutBaggage(tracer: Tracer, context: SpanContext): Injected {
   try {
     const copy = withoutBaggage(context);
-    if (copy !== undefined) return injected(tracer, copy);
+    if (copy !== undefined) return { carrier: injected(tracer, copy), baggage: undefined };
   } catch (err) {
     logOnce('inject-no-baggage', 'could not inject the span context without its baggage; baggage headers are dropped by value', err);
   }
@@ -136,12 +160,34 @@ function injectedWithoutBaggage(tracer: Tracer, context: SpanContext): Record<st
   } catch (err) {
     logOnce('inject-baggage-values', 'could not read the baggage of the span context; baggage headers are dropped by name only', err);
   }
-  return carrier;
+  return { carrier, baggage: BAGGAGE_BY_PREFIXES };
 }
 
-/** What the tracer injects for `context` (whose baggage is `baggage`), without baggage when `dropBaggage`. */
-function injectedFor(tracer: Tracer, context: SpanContext, baggage: BaggageState, dropBaggage: boolean): Record<string, string> {
-  return dropBaggage && baggage === 'some' ? injectedWithoutBaggage(tracer, context) : injected(tracer, context);
+/**
+ * What the tracer injects for `context` (which has baggage), with its
+ * baggage headers told apart for the bounds: exactly, by injecting a copy
+ * without baggage as well, when the context can be copied so (whatever
+ * names the tracer gives its headers); else by the baggage values; else by
+ * the header-name prefixes. Throws what the tracer's inject of `context` throws.
+ */
+function injectedWithBaggage(tracer: Tracer, context: SpanContext): Injected {
+  const carrier = injected(tracer, context);
+  try {
+    const copy = withoutBaggage(context);
+    if (copy !== undefined) return { carrier, baggage: baggageNamesBetween(carrier, injected(tracer, copy)) };
+  } catch (err) {
+    logOnce('inject-baggage-names', 'could not inject the span context without its baggage; baggage headers are told by value', err);
+  }
+  return { carrier, baggage: baggageByValues(context) };
+}
+
+/**
+ * What the tracer injects for `context` (whose baggage is `state`, not
+ * `none`), without baggage when `dropBaggage`.
+ */
+function injectedFor(tracer: Tracer, context: SpanContext, state: BaggageState, dropBaggage: boolean): Injected {
+  if (state === 'unknown') return { carrier: injected(tracer, context), baggage: BAGGAGE_BY_PREFIXES };
+  return dropBaggage ? injectedWithoutBaggage(tracer, context) : injectedWithBaggage(tracer, context);
 }
 
 /** `baggageState`, contained: a context that throws counts as unknown (only the header-name rules apply). */
@@ -152,12 +198,6 @@ function safeBaggageState(context: SpanContext): BaggageState {
     logOnce('baggage-state', 'could not tell whether the span context has baggage; baggage headers are dropped by name only', err);
     return 'unknown';
   }
-}
-
-/** What the tracer injects for `context`: its headers, and what is known of its baggage. */
-interface Injected {
-  readonly carrier: Readonly<Record<string, string>>;
-  readonly baggage: BaggageState;
 }
 
 /**
@@ -174,8 +214,9 @@ function parentHeaders(span: UnsampledCallSpan, dropBaggage: boolean): Injected 
   const context = span.context();
   const memo = parentCarriers.get(context);
   if (memo !== undefined && memo.tracer === tracer && memo.dropBaggage === dropBaggage) return memo;
-  const baggage = safeBaggageState(context);
-  const carrier = injectedFor(tracer, context, baggage, dropBaggage);
+  const state = safeBaggageState(context);
+  const { carrier, baggage } =
+    state === 'none' ? { carrier: injected(tracer, context), baggage: undefined } : injectedFor(tracer, context, state, dropBaggage);
   const entry = { tracer, dropBaggage, carrier, baggage };
   parentCarriers.set(context, entry);
   return entry;
@@ -410,9 +451,11 @@ const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
  * Baggage comes from callers, so it is treated as hostile: a header that
  * Node would refuse (a baggage key from a `jaeger-baggage` header may hold
  * any character) is dropped rather than failing the application's request,
- * and baggage beyond `BAGGAGE_LIMIT` (entries, bytes) is not forwarded.
- * When the context is known to have no baggage (the common case), no header
- * is looked at as baggage.
+ * and baggage beyond `BAGGAGE_LIMIT` (entries, bytes) is not forwarded. The
+ * baggage headers are told apart as `propagateBaggage: false` tells them
+ * (exactly for jaeger-client, whatever its `baggagePrefix`; see
+ * `injectedWithBaggage`). When the context is known to have no baggage (the
+ * common case), no header is looked at as baggage, and the tracer injects once.
  */
 export function injectHttpHeaders(
   span: Span,
@@ -423,7 +466,8 @@ export function injectHttpHeaders(
   if (!rules.allows(host)) return {};
   const dropBaggage = !rules.baggage;
   let carrier: Record<string, string>;
-  let baggage: BaggageState;
+  // Which headers carry baggage; undefined when none does.
+  let baggage: BaggageHeaders | undefined;
   try {
     if (span instanceof UnsampledCallSpan) {
       const memo = parentHeaders(span, dropBaggage);
@@ -431,24 +475,25 @@ export function injectHttpHeaders(
       baggage = memo.baggage;
     } else {
       const context = span.context();
-      baggage = safeBaggageState(context);
-      carrier = injectedFor(getTracer(), context, baggage, dropBaggage);
+      const tracer = getTracer();
+      const state = safeBaggageState(context);
+      // The common case, a context known to have no baggage: one inject, no header looked at as baggage.
+      if (state === 'none') carrier = injected(tracer, context);
+      else ({ carrier, baggage } = injectedFor(tracer, context, state, dropBaggage));
     }
   } catch (err) {
     logOnce('inject', 'tracer.inject threw; the call goes on without trace headers', err);
     return {};
   }
-  // A context known to have no baggage gets no baggage header: no name is looked at as one.
-  const mayHaveBaggage = baggage !== 'none';
   let forwardedItems = 0;
   let forwardedBytes = 0;
   for (const name of Object.keys(carrier)) {
-    const isBaggage = mayHaveBaggage && isBaggageHeader(name);
+    const value = String(carrier[name]);
+    const isBaggage = baggage !== undefined && isBaggageIn(baggage, name, value);
     if (isBaggage && dropBaggage) {
       delete carrier[name];
       continue;
     }
-    const value = String(carrier[name]);
     if (!HEADER_NAME.test(name) || INVALID_HEADER_VALUE.test(value)) {
       logOnce('inject-invalid', `dropped trace header ${JSON.stringify(name.slice(0, 64))}: not a valid HTTP header`);
       delete carrier[name];

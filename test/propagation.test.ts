@@ -14,6 +14,7 @@ import axios from 'axios';
 import * as undici from 'undici';
 import * as jaeger from 'jaeger-client';
 import { installPatches, spanInContext, uninstallAllPatches } from '../src';
+import { BAGGAGE_LIMIT } from '../src/constants';
 import { compilePropagationRules } from '../src/propagation';
 import { createTestTracer, parentId, spanId, tag, traceId, useTracing, type JaegerSpan, type TestTracer } from './helpers/tracing';
 import { loopbackLookup } from './helpers/lookup';
@@ -657,6 +658,29 @@ describe('propagation', () => {
         assert.strictEqual(server.received.length, 1);
         assert.notStrictEqual(server.received[0].headers['x-list-trace'], undefined);
       });
+    });
+
+    describe('propagateBaggage: true (default), a tracer whose context cannot be copied (baggage read with forEachBaggageItem)', () => {
+      const tracer = new ListTracer();
+      before(() => installPatches([...PATCHES], { tracer }));
+      after(() => uninstallAllPatches());
+
+      for (const client of PLAIN_CLIENTS) {
+        it(`${client.name}: more than ${BAGGAGE_LIMIT.MAX_ITEMS} items, told by their values: the first ${BAGGAGE_LIMIT.MAX_ITEMS} headers go, and the trace context`, async () => {
+          const parent = tracer.startSpan('parent');
+          for (let i = 0; i < 300; i++) parent.setBaggageItem(`k${i}`, `value ${i}`);
+          await spanInContext(parent, () => client.get(`http://api.internal:${server.port}/b`));
+          parent.finish();
+          assert.strictEqual(server.received.length, 1);
+          const got = server.received[0].headers;
+          assert.match(String(got['x-list-trace']), /^[0-9a-f]+\.[0-9a-f]+$/);
+          // x-list-all (all 300 items in one header) comes after the first 64: not forwarded.
+          assert.deepStrictEqual(
+            Object.keys(got).filter((h) => h.startsWith('x-list-') && h !== 'x-list-trace').map((h) => [h, got[h]]),
+            Array.from({ length: BAGGAGE_LIMIT.MAX_ITEMS }, (_, i) => [`x-list-${i}`, encodeURIComponent(`value ${i}`)]),
+          );
+        });
+      }
     });
   });
 });
