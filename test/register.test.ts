@@ -151,4 +151,14 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
   it('the same app under --import opentracing-instrumentation/register', async () => {
     await assertEsmClientSpans(['--import', path.join(__dirname, '..', 'register.js')]);
   });
+  it('an ES module app gets the same namespaces of pg, pg-pool, ioredis, axios and undici as without register', async () => {
+    const app = path.join(__dirname, 'fixtures', 'esm-app', 'namespaces.mjs');
+    const plain = await runApp(agentEnv(), undefined, app, false);
+    const traced = await runApp(agentEnv(), undefined, app);
+    assert.strictEqual(plain.code, 0, plain.stderr);
+    assert.strictEqual(traced.code, 0, traced.stderr);
+    assert.deepStrictEqual(JSON.parse(traced.stdout), JSON.parse(plain.stdout));
+    const axiosKeys = (JSON.parse(traced.stdout) as { axios: { keys: string[] } }).axios.keys;
+    assert.ok(axiosKeys.includes('default') && axiosKeys.includes('Axios'), axiosKeys.join());
+  });
 });
