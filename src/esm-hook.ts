@@ -3,11 +3,14 @@
  * an ES module app, registers the loader hooks for it, and hands what the
  * appended code reports to the registry.
  *
- * A loader costs a thread started at registration and a round trip to it
- * for every `import` the application resolves and loads, so it is
- * registered only for an ES module entry point (`.mjs`, or `.js` under a
- * package.json with `"type": "module"`), by `register`, never for a
- * CommonJS application.
+ * A loader costs a thread started at registration (about 30 ms on the
+ * machine of bench/RESULTS.md) and a round trip to it for every `import`
+ * the application resolves and loads, so `register` registers it only for
+ * an ES module entry point (`.mjs`, or `.js` under a package.json with
+ * `"type": "module"`) that can reach a watched package which is an ES
+ * module package (`"type": "module"`: axios). CommonJS packages, and those
+ * with an ESM wrapper around their CommonJS main file (pg, pg-pool), need
+ * no loader (require-hook.ts).
  */
 import * as fs from 'fs';
 import Module from 'module';
@@ -44,6 +47,35 @@ export function isEsmEntry(script: string | undefined): boolean {
   if (ext === '.mjs') return true;
   if (ext !== '.js' && ext !== '') return false;
   return packageType(path.dirname(file)) === 'module';
+}
+
+/**
+ * The packages in `names` that a module in `dir` would find in a
+ * `node_modules` folder (looked up as Node does, without `exports`) and
+ * that are ES module packages.
+ */
+export function esmPackagesFrom(dir: string, names: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const name of names) {
+    for (let d = dir; ; d = path.dirname(d)) {
+      let text: string | undefined;
+      try {
+        text = fs.readFileSync(path.join(d, 'node_modules', ...name.split('/'), 'package.json'), 'utf8');
+      } catch {
+        // not installed here: look further up
+      }
+      if (text !== undefined) {
+        try {
+          if ((JSON.parse(text) as { type?: unknown }).type === 'module') found.push(name);
+        } catch {
+          // unreadable package.json: Node would fail on it too
+        }
+        break;
+      }
+      if (path.dirname(d) === d) break;
+    }
+  }
+  return found;
 }
 
 /**

@@ -9,7 +9,7 @@ import { instrumentations, type Registration } from './hooks';
 import { logOnce } from './logger';
 import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
 import { hookRequire, type RequireHook } from './require-hook';
-import { hookEsmLoader } from './esm-hook';
+import { esmPackagesFrom, hookEsmLoader } from './esm-hook';
 
 /**
  * One instrumented module. A library may need several (pg: `pg` and
@@ -196,15 +196,18 @@ export function patchModuleAs(moduleName: string, exports: unknown): void {
 let esmLoader = false;
 
 /**
- * Internal (`register`, for an ES module entry point): registers the ESM
- * loader hooks that report the packages which are ES modules themselves
- * (axios), once. They watch every supported package; what they report is
- * patched only while its patch is enabled.
+ * Internal (`register`, for an ES module entry point in `appDir`): registers
+ * the ESM loader hooks, once, if an enabled patch's package reachable from
+ * `appDir` is an ES module package (axios). They watch every supported
+ * package; what they report is patched only while its patch is enabled.
+ * True when the hooks are registered.
  */
-export function hookEsmImports(): boolean {
+export function hookEsmImports(appDir: string): boolean {
   if (esmLoader) return true;
-  const modules = [...new Set(instrumentations.map((reg) => reg.module))].filter((m) => !builtins.has(m));
-  esmLoader = hookEsmLoader(modules, patchModuleAs);
+  const modules = [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
+  if (esmPackagesFrom(appDir, modules).length === 0) return false;
+  const all = [...new Set(instrumentations.map((reg) => reg.module))].filter((m) => !builtins.has(m));
+  esmLoader = hookEsmLoader(all, patchModuleAs);
   return esmLoader;
 }
 

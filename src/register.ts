@@ -69,7 +69,8 @@ export function register(): void {
   }
   try {
     // CommonJS packages imported from ESM are seen without it (require-hook.ts).
-    if (isEsmEntry(process.argv[1])) hookEsmImports();
+    const script = process.argv[1];
+    if (isEsmEntry(script)) hookEsmImports(path.dirname(path.resolve(script!)));
   } catch (err) {
     warn(`could not hook ES module imports (${(err as Error).message}); axios imported as an ES module is traced as http`);
   }
