@@ -9,6 +9,7 @@ import { instrumentations, type Registration } from './hooks';
 import { logOnce } from './logger';
 import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
 import { hookRequire, type RequireHook } from './require-hook';
+import { esmPackagesFrom, hookEsmLoader } from './esm-hook';
 
 /**
  * One instrumented module. A library may need several (pg: `pg` and
@@ -181,14 +182,33 @@ export function uninstallAllPatches(): void {
 }
 
 /**
- * Internal (tests): patches `exports` as if it had been required as
- * `moduleName`, through the registry (so uninstall restores it). For copies
- * installed under another name, e.g. `ioredis6` (npm alias of ioredis@6).
+ * Internal (tests, the ESM loader): patches `exports` as if it had been
+ * required as `moduleName`, through the registry (so uninstall restores it),
+ * for the patches enabled now. For copies installed under another name, e.g.
+ * `ioredis6` (npm alias of ioredis@6), and ES module copies (axios' `index.js`).
  */
 export function patchModuleAs(moduleName: string, exports: unknown): void {
   for (const reg of activeInstrumentations()) {
     if (reg.module === moduleName) patchExports(reg, exports);
   }
+}
+
+let esmLoader = false;
+
+/**
+ * Internal (`register`, for an ES module entry point in `appDir`): registers
+ * the ESM loader hooks, once, if an enabled patch's package reachable from
+ * `appDir` is an ES module package (axios). They watch every supported
+ * package; what they report is patched only while its patch is enabled.
+ * True when the hooks are registered.
+ */
+export function hookEsmImports(appDir: string): boolean {
+  if (esmLoader) return true;
+  const modules = [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
+  if (esmPackagesFrom(appDir, modules).length === 0) return false;
+  const all = [...new Set(instrumentations.map((reg) => reg.module))].filter((m) => !builtins.has(m));
+  esmLoader = hookEsmLoader(all, patchModuleAs);
+  return esmLoader;
 }
 
 /** Internal (tests, benchmarks): the names currently enabled. */

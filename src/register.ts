@@ -7,7 +7,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { installPatches } from './patcher';
+import { isEsmEntry } from './esm-hook';
+import { hookEsmImports, installPatches } from './patcher';
 import { PATCH_NAMES, type PatchName } from './options';
 import { initTracerFromEnv, isGlobalTracerRegistered } from './tracer';
 
@@ -65,6 +66,13 @@ export function register(): void {
     installPatches(patchesFromEnv());
   } catch (err) {
     warn(`could not install the patches (${(err as Error).message}); the application runs untraced`);
+  }
+  try {
+    // CommonJS packages imported from ESM are seen without it (require-hook.ts).
+    const script = process.argv[1];
+    if (isEsmEntry(script)) hookEsmImports(path.dirname(path.resolve(script!)));
+  } catch (err) {
+    warn(`could not hook ES module imports (${(err as Error).message}); axios imported as an ES module is traced as http`);
   }
 }
 

@@ -1,7 +1,8 @@
 import assert from 'assert';
 import { startJaegerAgent, type JaegerAgent } from '../tools/jaeger-agent';
 import * as path from 'path';
-import { runApp } from './helpers/run-app';
+import { runApp, runAppWith } from './helpers/run-app';
+import type { ReceivedSpan } from '../tools/jaeger-agent';
 
 describe('node -r ./register app.js (end to end, spans over UDP to an agent stand-in)', () => {
   let agent: JaegerAgent;
@@ -139,5 +140,59 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     assert.strictEqual(get.parentSpanId, parent.spanId);
     const { seen } = JSON.parse(run.stdout) as { seen: string[] };
     assert.strictEqual(seen[0].split(':')[1], get.spanId);
+  });
+  /**
+   * clients.mjs: a request to the app's own server (its server span the
+   * parent) makes a call with pg (Client and Pool), ioredis, axios and
+   * undici's fetch, all imported as ES modules.
+   */
+  async function assertEsmClientSpans(preload: string[]): Promise<void> {
+    const app = path.join(__dirname, 'fixtures', 'esm-app', 'clients.mjs');
+    const run = await runAppWith([...preload, app], path.dirname(app), agentEnv());
+    assert.strictEqual(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { status: number; body: string };
+    assert.strictEqual(out.status, 200, out.body);
+    const seen = JSON.parse(out.body) as Record<string, unknown>;
+    assert.deepStrictEqual([seen.pg, seen.pool, seen.redis], [1, 2, null]);
+    await agent.waitForSpans(9);
+    await new Promise((r) => setTimeout(r, 200));
+    const spans = agent.spans;
+    const names = JSON.stringify(spans.map((s) => [s.operationName, s.tags.component, s.tags['http.url']]));
+    const work = spans.find((s) => s.tags['span.kind'] === 'server' && String(s.tags['http.url']).endsWith('/work'));
+    assert.ok(work, names);
+    const under = (component: string): ReceivedSpan[] =>
+      spans.filter((s) => s.tags['span.kind'] === 'client' && s.tags.component === component && s.parentSpanId === work.spanId);
+    assert.deepStrictEqual(under('pg').map((s) => [s.operationName, s.tags['db.statement']]).sort(), [
+      ['pg:SELECT', 'SELECT 1 AS one'],
+      ['pg:SELECT', 'SELECT 2 AS two'],
+    ], names);
+    assert.deepStrictEqual(under('ioredis').map((s) => s.operationName), ['redis:GET'], names);
+    const viaAxios = under('axios');
+    assert.deepStrictEqual(viaAxios.map((s) => [s.operationName, s.tags['http.url']]), [['GET', `${String(work.tags['http.url']).replace(/\/work$/, '')}/leaf?via=axios`]], names);
+    const viaFetch = under('fetch');
+    assert.strictEqual(viaFetch.length, 1, names);
+    // one span per call: no http span under the server span (axios' request is its own span's)
+    assert.deepStrictEqual(under('http'), [], names);
+    // the leaf server received each call's own context
+    assert.strictEqual(String(seen.axios).split(':')[1], viaAxios[0].spanId);
+    assert.strictEqual(String(seen.fetch).split(':')[1], viaFetch[0].spanId);
+  }
+
+  it('an ES module app importing pg, ioredis, axios and undici: a client span per call under its parent (-r)', async () => {
+    await assertEsmClientSpans(['-r', path.join(__dirname, '..', 'register.js')]);
+  });
+
+  it('the same app under --import opentracing-instrumentation/register', async () => {
+    await assertEsmClientSpans(['--import', path.join(__dirname, '..', 'register.js')]);
+  });
+  it('an ES module app gets the same namespaces of pg, pg-pool, ioredis, axios and undici as without register', async () => {
+    const app = path.join(__dirname, 'fixtures', 'esm-app', 'namespaces.mjs');
+    const plain = await runApp(agentEnv(), undefined, app, false);
+    const traced = await runApp(agentEnv(), undefined, app);
+    assert.strictEqual(plain.code, 0, plain.stderr);
+    assert.strictEqual(traced.code, 0, traced.stderr);
+    assert.deepStrictEqual(JSON.parse(traced.stdout), JSON.parse(plain.stdout));
+    const axiosKeys = (JSON.parse(traced.stdout) as { axios: { keys: string[] } }).axios.keys;
+    assert.ok(axiosKeys.includes('default') && axiosKeys.includes('Axios'), axiosKeys.join());
   });
 });

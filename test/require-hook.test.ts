@@ -117,6 +117,40 @@ describe('require hook', () => {
     assert.strictEqual(seen.length, 0);
   });
 
+  it('ES module imports: a watched CommonJS package\'s main file is reported before the namespace is built, not its other files', () => {
+    const tree = packages({
+      'cjs-lib/package.json': JSON.stringify({ name: 'cjs-lib', main: 'lib/main.js' }),
+      'cjs-lib/lib/main.js': "exports.answer = 1; exports.Thing = class Thing {};",
+      'cjs-lib/lib/other.js': 'exports.other = true;',
+      'plain-lib/package.json': JSON.stringify({ name: 'plain-lib' }),
+      'plain-lib/index.js': 'module.exports = { plain: true };',
+    });
+    // An ES module app, in a child: the hook is installed first (as -r would).
+    const app =
+      `import { createRequire } from 'node:module';` +
+      `const { hookRequire } = createRequire(import.meta.url)(${JSON.stringify(path.join(ROOT, 'dist', 'require-hook.js'))});` +
+      `const seen = [];` +
+      `hookRequire(['cjs-lib', 'plain-nope'], (exports, name) => { exports.Thing.prototype.patched = true; seen.push([name, Object.keys(exports)]); });` +
+      `const ns = await import('cjs-lib'); await import('cjs-lib/lib/other.js'); await import('plain-lib');` +
+      `console.log(JSON.stringify({ seen, keys: Object.keys(ns), same: ns.default.Thing === ns.Thing, patched: new ns.Thing().patched === true }));`;
+    try {
+      fs.writeFileSync(path.join(tree.dir, 'app.mjs'), app);
+      const out = JSON.parse(execFileSync(process.execPath, [path.join(tree.dir, 'app.mjs')], { encoding: 'utf8' })) as unknown;
+      assert.deepStrictEqual(out, { seen: [['cjs-lib', ['answer', 'Thing']]], keys: ['Thing', 'answer', 'default'], same: true, patched: true });
+    } finally {
+      fs.rmSync(tree.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('unhook restores Module._load too', () => {
+    const statics = Module as unknown as { _load: unknown };
+    const original = statics._load;
+    watch('pg');
+    assert.notStrictEqual(statics._load, original);
+    hook!.unhook();
+    assert.strictEqual(statics._load, original);
+  });
+
   it('unhook after someone else wrapped require: theirs stays, ours stops reporting', () => {
     watch('pg');
     const ours = Module.prototype.require;
