@@ -38,7 +38,7 @@ export const LOG = {
   STACK: 'stack',
 } as const;
 
-/** Client calls that follow redirects as one span (fetch). */
+/** Client calls that follow redirects as one span (fetch; axios logs its redirects the same way). */
 export const REDIRECT = {
   /** Log event of each redirect a call followed: the status that redirected, the URL it led to. */
   EVENT: 'redirect',
