@@ -387,16 +387,17 @@ export function logRedirect(span: Span, status: number | undefined, url: string)
 }
 
 /**
- * A request a lower layer makes for an outer client's call (see
- * `OuterClient`): after the first, one that follows a redirect response is
- * logged as a redirect on the outer span. `url` is redacted already.
+ * Counts a request a lower layer makes for an outer client's call (see
+ * `OuterClient`). Returns the redirect status when this request follows a
+ * redirect response of the call (the caller logs it with `logRedirect`),
+ * else undefined: nothing to build for the first request.
  */
-export function noteOuterHop(outer: OuterClient, url: string): void {
+export function outerHopRedirect(outer: OuterClient): number | undefined {
   const hops = (outer.hops ?? 0) + 1;
   outer.hops = hops;
   const status = outer.lastStatus;
   outer.lastStatus = undefined;
-  if (hops > 1 && status !== undefined && REDIRECT.STATUSES.has(status)) logRedirect(outer.span, status, url);
+  return hops > 1 && status !== undefined && REDIRECT.STATUSES.has(status) ? status : undefined;
 }
 
 /** Adds a log record to `span`; a failing tracer is contained. */

@@ -64,7 +64,7 @@ import {
   isErrorStatusBy,
   isRecording,
   logRedirect,
-  noteOuterHop,
+  outerHopRedirect,
   setTag,
   setTags,
   startClientSpan,
@@ -84,7 +84,7 @@ type RunInCaller = (fn: () => void) => void;
 interface Traced {
   readonly span: Span;
   /** Runs a function in the caller's async context (only made when a response hook is set). */
-  readonly runInCaller: RunInCaller | undefined;
+  runInCaller: RunInCaller | undefined;
   readonly url: string;
   responded: boolean;
   finished: boolean;
@@ -130,6 +130,11 @@ function urlOf(request: UndiciRequest): string {
   // Through an HTTP proxy the path is the whole target URL.
   if (path.startsWith('http://') || path.startsWith('https://')) return path;
   return `${String(request.origin)}${path}`;
+}
+
+/** `url` for a tag or log, secrets redacted (parsed once already when it parses). */
+function redactedUrl(url: string, parsed: URL | undefined): string {
+  return parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url);
 }
 
 function parsedUrl(url: string): URL | undefined {
@@ -358,7 +363,7 @@ function onHop(call: FetchCall, request: UndiciRequest, url: string, parsed: URL
   hopCall.set(request, call);
   if (span !== undefined) {
     // A later hop: a redirect fetch followed.
-    logRedirect(span, previous?.response.statusCode, parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url));
+    logRedirect(span, previous?.response.statusCode, redactedUrl(url, parsed));
     inject(span, request, parsed);
     return;
   }
@@ -369,26 +374,49 @@ function onHop(call: FetchCall, request: UndiciRequest, url: string, parsed: URL
     return;
   }
   call.span = started;
+  const runInCaller = beginSpan(started, request, method, url, parsed);
+  // Unfollowed: later hops only carry its context.
+  if (runInCaller === UNFOLLOWED) call.done = true;
+  else call.runInCaller = runInCaller;
+}
+
+/** What `beginSpan` returns for a span it has already finished. */
+const UNFOLLOWED = Symbol('unfollowed');
+
+/**
+ * The start of a request's (or a fetch call's) span, at its first request:
+ * tags, request hook, trace headers. When nothing will be recorded (a no-op
+ * tracer, an unsampled trace whose sampling is final) and no hook will see
+ * it, the context is propagated and the span finished at once: the response
+ * is not followed (`UNFOLLOWED`). Else returns what runs the response hook in
+ * the caller's context (undici publishes the response from the socket's
+ * context), when there is a response hook.
+ */
+function beginSpan(
+  span: Span,
+  request: UndiciRequest,
+  method: string,
+  url: string,
+  parsed: URL | undefined,
+): RunInCaller | undefined | typeof UNFOLLOWED {
   const options = optionsOf(COMPONENT);
-  // Nothing will be recorded (a no-op tracer, an unsampled trace whose
-  // sampling is final) and no hook will see it: every hop only carries its
-  // context; the response is not followed.
-  if (!isRecording(started) && !options.requestHook && !options.responseHook) {
-    injectUnrecorded(started, request, parsed);
-    call.done = true;
-    finishSpan(started);
-    return;
+  const recording = isRecording(span);
+  if (!recording && !options.requestHook && !options.responseHook) {
+    injectUnrecorded(span, request, parsed);
+    finishSpan(span);
+    return UNFOLLOWED;
   }
-  call.runInCaller = typeof options.responseHook === 'function' ? bindToCurrentContext(runFn) : undefined;
-  if (isRecording(started)) setTags(started, requestTags(method, url, parsed));
-  safeCall('fetch requestHook', options.requestHook, started, request as FetchRequestLike);
-  inject(started, request, parsed);
+  const runInCaller = typeof options.responseHook === 'function' ? bindToCurrentContext(runFn) : undefined;
+  if (recording) setTags(span, requestTags(method, url, parsed));
+  safeCall('fetch requestHook', options.requestHook, span, request as FetchRequestLike);
+  inject(span, request, parsed);
+  return runInCaller;
 }
 
 function requestTags(method: string, url: string, parsed: URL | undefined): TagMap {
   const tags = clientTags(COMPONENT);
   tags[TAG.HTTP_METHOD] = method;
-  tags[TAG.HTTP_URL] = parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url);
+  tags[TAG.HTTP_URL] = redactedUrl(url, parsed);
   if (parsed !== undefined) addUrlPeerTags(tags, parsed);
   return tags;
 }
@@ -459,7 +487,8 @@ function onCreate(message: unknown): void {
     const parsed = parsedUrl(url);
     const outer = activeOuterClient();
     if (outer !== undefined) {
-      noteOuterHop(outer, parsed !== undefined ? redactParsedUrl(parsed) : redactUrl(url));
+      const redirected = outerHopRedirect(outer);
+      if (redirected !== undefined) logRedirect(outer.span, redirected, redactedUrl(url, parsed));
       outerOfHop.set(request, outer);
       inject(outer.span, request, parsed);
       return;
@@ -472,19 +501,12 @@ function onCreate(message: unknown): void {
     const method = String(request.method).toUpperCase();
     const span = startClientSpan(COMPONENT, method);
     if (span === undefined) return;
-    const options = optionsOf(COMPONENT);
-    // As in onHop: nothing recorded, no hook: propagate and finish now.
-    if (!isRecording(span) && !options.requestHook && !options.responseHook) {
-      injectUnrecorded(span, request, parsed);
-      finishSpan(span);
-      return;
-    }
-    // undici publishes the response from the socket's context, not the caller's: the hook gets the caller's back.
-    const runInCaller = typeof options.responseHook === 'function' ? bindToCurrentContext(runFn) : undefined;
-    traced.set(request, { span, runInCaller, url, responded: false, finished: false });
-    if (isRecording(span)) setTags(span, requestTags(method, url, parsed));
-    safeCall('fetch requestHook', options.requestHook, span, request as FetchRequestLike);
-    inject(span, request, parsed);
+    // Known before the request hook and the injection run, as the span's request.
+    const state: Traced = { span, runInCaller: undefined, url, responded: false, finished: false };
+    traced.set(request, state);
+    const runInCaller = beginSpan(span, request, method, url, parsed);
+    if (runInCaller === UNFOLLOWED) traced.delete(request);
+    else state.runInCaller = runInCaller;
   } catch (err) {
     logOnce('fetch:create', 'could not instrument a fetch/undici request', err);
   }

@@ -27,7 +27,8 @@ import {
   injectHttpHeaders,
   isRecording,
   isServerErrorStatus,
-  noteOuterHop,
+  logRedirect,
+  outerHopRedirect,
   setTag,
   setTags,
   startClientSpan,
@@ -246,7 +247,8 @@ function injectLate(req: ClientRequest, span: Span): void {
  */
 function followOuterHop(outer: OuterClient, req: ClientRequest): void {
   try {
-    noteOuterHop(outer, urlOf(req));
+    const redirected = outerHopRedirect(outer);
+    if (redirected !== undefined) logRedirect(outer.span, redirected, urlOf(req));
     if (req.listenerCount('response') > 0) {
       // First: the library's own listener makes the next hop's request at once.
       req.prependOnceListener('response', (res: IncomingMessage) => {
