@@ -15,7 +15,7 @@ import type * as http from 'http';
 import type { IncomingMessage, ServerResponse } from 'http';
 import { currentStore, enterSpan, enterStore, type ContextStore } from '../context';
 import { optionsOf } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { callHandler, runInServerSpan, trackRequest } from '../server';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
