@@ -133,7 +133,10 @@ export function checkEnvironment(config: jaeger.TracingConfig, options: Options,
 
     if (opts.tags === undefined && env.JAEGER_TAGS) {
       const { tags, rejected } = parseJaegerTags(env.JAEGER_TAGS, env);
-      for (const entry of rejected) reject('JAEGER_TAGS', env.JAEGER_TAGS, `has an entry without a name or '=' (${JSON.stringify(entry)})`, 'that entry is ignored, the other tags are kept');
+      if (rejected.length > 0) {
+        const list = rejected.map((entry) => JSON.stringify(entry)).join(', ');
+        reject('JAEGER_TAGS', env.JAEGER_TAGS, `has entries that are not name=value (${list})`, 'those are ignored, the other tags are kept');
+      }
       opts.tags = tags;
     }
   } catch (err) {
@@ -147,10 +150,11 @@ function checkSampler(cfg: Config, env: NodeJS.ProcessEnv): void {
   const type = 'type' in sampler ? undefined : env.JAEGER_SAMPLER_TYPE;
   const rawParam = 'param' in sampler ? undefined : env.JAEGER_SAMPLER_PARAM;
   let param: number | undefined;
+  let badParam = false;
   if (rawParam !== undefined) {
     param = rawParam.trim() === '' ? NaN : Number(rawParam);
     if (!Number.isFinite(param)) {
-      reject('JAEGER_SAMPLER_PARAM', rawParam, 'is not a number', 'ignored');
+      badParam = true;
       sampler.param = undefined;
       param = undefined;
     }
@@ -162,16 +166,19 @@ function checkSampler(cfg: Config, env: NodeJS.ProcessEnv): void {
       sampler.param = 1;
     } else if (param === undefined && !('param' in (cfg.sampler ?? {}))) {
       // jaeger-client throws on a sampler without a number param, and the tracer is lost.
-      warnOnce(`env:JAEGER_SAMPLER_PARAM:missing:${type}`, `JAEGER_SAMPLER_TYPE=${type} is set without a valid JAEGER_SAMPLER_PARAM; the param 1 is used`);
+      if (badParam) reject('JAEGER_SAMPLER_PARAM', rawParam!, 'is not a number', `the param 1 is used (JAEGER_SAMPLER_TYPE=${type})`);
+      else warnOnce(`env:JAEGER_SAMPLER_PARAM:missing:${type}`, `JAEGER_SAMPLER_TYPE=${type} is set without JAEGER_SAMPLER_PARAM; the param 1 is used`);
       sampler.param = 1;
     } else if (param !== undefined) {
       checkParam(type, param, rawParam!, sampler);
     }
+  } else if (badParam) {
+    reject('JAEGER_SAMPLER_PARAM', rawParam!, 'is not a number', 'ignored');
   } else if (param !== undefined && !('type' in sampler)) {
     if (param >= 0 && param <= 1) {
       // Jaeger's other clients default to a remote sampler whose initial
       // strategy is probabilistic with this param: the same reading, without a sampling server.
-      reject('JAEGER_SAMPLER_PARAM', rawParam!, 'is set without JAEGER_SAMPLER_TYPE', `read as JAEGER_SAMPLER_TYPE=probabilistic (a share of ${param} of traces)`);
+      reject('JAEGER_SAMPLER_PARAM', rawParam!, 'is set without JAEGER_SAMPLER_TYPE', `read as JAEGER_SAMPLER_TYPE=probabilistic (sampling probability ${param})`);
       sampler.type = 'probabilistic';
       sampler.param = param;
     } else {

@@ -131,7 +131,9 @@ export const jaegerLogger = {
   },
   error(msg: string): void {
     const text = String(msg);
-    warnOnce(`jaeger:${text.replace(/[0-9a-f]{8,}|\d+/gi, '#').slice(0, 160)}`, `jaeger-client: ${text} (logged once per kind of failure)`);
+    // The reporter repeats the sender's error after its own prefix: one failure, one kind.
+    const kind = text.replace(/^Failed to flush spans in reporter: /, '').replace(/[0-9a-f]{8,}|\d+/gi, '#').slice(0, 160);
+    warnOnce(`jaeger:${kind}`, `jaeger-client: ${text} (logged once per kind of failure)`);
   },
 };
 
