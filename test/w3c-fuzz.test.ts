@@ -15,6 +15,7 @@ import assert from 'assert';
 import { fork, type ChildProcess } from 'child_process';
 import * as http from 'http';
 import * as path from 'path';
+import { record } from './helpers/reliability';
 
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10000);
 const WARM_UP = 1000;
@@ -227,11 +228,20 @@ describe(`hostile W3C trace context: ${REQUESTS} fuzzed requests to the server p
     const growth = stats.heapEnd - stats.heapBaseline;
     const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(2)} MB`;
     const replay = `(replay with FUZZ_SEED=${SEED})`;
-    // Figures for the report (stdout of the test run).
-    console.log(
-      `      w3c fuzz: ${WARM_UP + REQUESTS} requests, ${ok} answered 200, ${stats.uncaught.length} uncaught; heap after GC ${mb(stats.heapBaseline)} -> ${mb(stats.heapEnd)} (${growth >= 0 ? '+' : ''}${mb(growth)}); ` +
-        `${stats.validParents} trusted valid traceparents, ${stats.continued} continued; ${stats.untrustedForcing} untrusted forcing tries, ${stats.untrustedBaggage} untrusted baggage tries`,
-    );
+    const notes = [
+      `seed ${SEED}; ${WARM_UP + REQUESTS} requests (${WARM_UP} warm-up), ${ok} answered 200`,
+      `heap after full GCs (child run with --expose-gc): ${mb(stats.heapBaseline)} after the warm-up, ${mb(stats.heapEnd)} after ${REQUESTS} more requests (${growth >= 0 ? '+' : ''}${mb(growth)})`,
+      `${stats.continued} of ${stats.validParents} valid traceparents from trusted callers continued; ${stats.untrustedForcing} untrusted attempts to force sampling, ${stats.untrustedBaggage} to plant baggage, none taken`,
+    ];
+    record('hostile.w3c', {
+      area: 'Hostile input',
+      what: 'fuzzed W3C `traceparent` (wrong version, lengths, all-zero ids, upper case, `ff`, several headers), `tracestate` and `baggage` headers to the server patch with W3C propagation on, each request making a downstream call',
+      unit: 'requests',
+      lostMeans: 'a crash, an exception reaching the process or the handler, a failed request or downstream call, a malformed or unbounded header sent downstream, an untrusted caller forcing sampling or planting baggage',
+      tried: WARM_UP + REQUESTS,
+      lost: lost.length + stats.uncaught.length + stats.handlerExceptions + stats.downstreamErrors.length + stats.badDownstream.length + stats.untrustedViolations.length,
+      notes,
+    });
 
     assert.deepStrictEqual(lost.slice(0, 10), [], `${lost.length} requests lost ${replay}`);
     assert.deepStrictEqual(stats.uncaught.slice(0, 5), [], `exceptions reached the process ${replay}\n${stderr}`);
