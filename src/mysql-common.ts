@@ -13,6 +13,8 @@
 import { AsyncResource } from 'async_hooks';
 import type { EventEmitter } from 'events';
 import { startCall, type Call } from './call';
+import { activeOuterClient, isSuppressed, runWithOuterClient, type OuterClient } from './context';
+import { logOnce } from './logger';
 import { OPERATION_PREFIX, REDACTED, TAG } from './constants';
 import type { MysqlCommand, MysqlConnectionConfig } from './internal-types';
 import { optionsOf, type MysqlOptions, type MysqlQuery } from './options';
@@ -28,6 +30,7 @@ const DEFAULT_MAX_STATEMENT_LENGTH = 4096;
 const UNKNOWN_VERB = 'QUERY';
 
 export type Callback = (this: unknown, ...args: unknown[]) => unknown;
+export type Method = (this: unknown, ...args: unknown[]) => unknown;
 
 function maxLength(options: MysqlOptions): number {
   const max = options.maxStatementLength;
@@ -148,6 +151,216 @@ export function finishOnEnd(call: Call, command: MysqlCommand): void {
 /** A new scope for the caller's context, to hand to `finishingCallback` and `emitInScope`. */
 export function callerScope(): AsyncResource {
   return new AsyncResource('opentracing-instrumentation.mysql');
+}
+
+// ---------------------------------------------------------------------------
+// Connection and pool calls
+
+/** What differs between the two drivers for the calls below. */
+export interface Driver {
+  readonly patch: MysqlPatch;
+  /** Where a command keeps its callback: mysql2's `onResult`, mysql's `_callback`. */
+  readonly callbackKey: 'onResult' | '_callback';
+  /**
+   * A call in the emitter form is about to run on `connection`; `unwatch`
+   * when its command has ended. For a driver that can leave such a command
+   * without any event (mysql2 on a connection that dies).
+   */
+  watch?(connection: unknown, call: Call): void;
+  unwatch?(connection: unknown, call: Call): void;
+}
+
+/** A `pool.query`/`pool.execute` in progress: the connection call it makes adopts its span. */
+interface PoolCall {
+  readonly driver: Driver;
+  readonly call: Call;
+  readonly scope: AsyncResource;
+  readonly hasCallback: boolean;
+  /** The connection call has taken the span. */
+  adopted: boolean;
+  /** The span observes its command (its events run in the caller's context). */
+  attached: boolean;
+}
+
+const poolCalls = new WeakMap<OuterClient, PoolCall>();
+
+export function isCommand(value: unknown): value is MysqlCommand {
+  return value !== null && typeof value === 'object' && typeof (value as MysqlCommand).emit === 'function' && typeof (value as MysqlCommand).on === 'function';
+}
+
+/** The values of `query(sql, values, cb)`, as both drivers read them. */
+export function valuesOf(sql: unknown, second: unknown): unknown {
+  if (second !== undefined && typeof second !== 'function') return second;
+  return sql !== null && typeof sql === 'object' ? (sql as { values?: unknown }).values : undefined;
+}
+
+/** Where the callback is: `(sql, cb)`, `(sql, values, cb)`; -1 for none. */
+export function callbackIndex(args: IArguments): number {
+  if (typeof args[1] === 'function') return 1;
+  if (typeof args[2] === 'function') return 2;
+  return -1;
+}
+
+/** Observes `command` for `call`: its events in the caller's context, and its end when there is no callback. */
+function attach(driver: Driver, call: Call, scope: AsyncResource, command: unknown, hasCallback: boolean, connection: unknown, onDone?: () => void): void {
+  if (!isCommand(command)) {
+    if (!hasCallback) call.finish(undefined, undefined, true); // nothing to wait for
+    return;
+  }
+  emitInScope(command, scope);
+  if (hasCallback) return;
+  finishOnEnd(call, command);
+  command.once('end', () => {
+    if (connection !== undefined) driver.unwatch?.(connection, call);
+    if (onDone !== undefined) onDone();
+  });
+}
+
+function safeAttach(driver: Driver, call: Call, scope: AsyncResource, command: unknown, hasCallback: boolean, connection: unknown, onDone?: () => void): void {
+  try {
+    attach(driver, call, scope, command, hasCallback, connection, onDone);
+  } catch (err) {
+    logOnce(`${driver.patch}:attach`, `could not observe a ${driver.patch} command`, err);
+  }
+}
+
+/**
+ * Runs a connection (or prepared statement) method for `call` (undefined:
+ * untraced): the callback at `cbIndex` (or, for `command`, the command's own
+ * callback) ends the span and runs in the caller's context; without one,
+ * the command's `end` or error does.
+ */
+export function runTraced(
+  driver: Driver,
+  call: Call | undefined,
+  original: Method,
+  self: unknown,
+  args: IArguments,
+  cbIndex: number,
+  connection: unknown,
+  command?: MysqlCommand,
+): unknown {
+  if (call === undefined) return original.apply(self, args as unknown as unknown[]);
+  const scope = callerScope();
+  let list: ArrayLike<unknown> = args;
+  let hasCallback = false;
+  try {
+    if (command !== undefined) {
+      const cb = command[driver.callbackKey];
+      if (typeof cb === 'function') {
+        command[driver.callbackKey] = finishingCallback(call, scope, cb as Callback);
+        hasCallback = true;
+      }
+    } else if (cbIndex >= 0) {
+      const copy = Array.prototype.slice.call(args) as unknown[];
+      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback);
+      list = copy;
+      hasCallback = true;
+    }
+    if (!hasCallback) driver.watch?.(connection, call);
+  } catch (err) {
+    logOnce(`${driver.patch}:callback`, `could not wrap a ${driver.patch} callback; the statement goes on untraced`, err);
+    call.finish(undefined);
+    return original.apply(self, args as unknown as unknown[]);
+  }
+  let result: unknown;
+  try {
+    result = original.apply(self, list as unknown[]);
+  } catch (err) {
+    call.finish(err);
+    throw err;
+  }
+  safeAttach(driver, call, scope, result, hasCallback, connection);
+  return result;
+}
+
+/**
+ * `connection.query`/`connection.execute`: one span, unless the call is the
+ * one a traced pool call makes, which takes the pool call's span.
+ */
+export function tracedConnectionCall(driver: Driver, original: Method, connection: { config?: MysqlConnectionConfig }, args: IArguments): unknown {
+  const sql = args[0];
+  if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(connection, args as unknown as unknown[]);
+  const outer = activeOuterClient();
+  if (outer !== undefined && outer.component === driver.patch) {
+    const pending = poolCalls.get(outer);
+    if (pending !== undefined && !pending.adopted) {
+      pending.adopted = true;
+      if (!pending.hasCallback && !pending.attached) driver.watch?.(connection, pending.call);
+      const result = original.apply(connection, args as unknown as unknown[]);
+      if (!pending.attached) {
+        pending.attached = true;
+        safeAttach(driver, pending.call, pending.scope, result, pending.hasCallback, connection);
+      }
+      return result;
+    }
+  }
+  // `query(command)`: a command made by pool.query, a pool cluster or `createQuery`.
+  if (isCommand(sql)) {
+    const call = startStatement(driver.patch, connection.config, textOf(sql), sql.values);
+    return runTraced(driver, call, original, connection, args, -1, connection, sql);
+  }
+  const call = startStatement(driver.patch, connection.config, textOf(sql), valuesOf(sql, args[1]));
+  return runTraced(driver, call, original, connection, args, callbackIndex(args), connection);
+}
+
+/**
+ * `pool.query`/`pool.execute`: one span from the call to the result, time
+ * waiting for a free connection included; the connection call the pool makes
+ * adopts it. `returnsCommand`: the pool hands back its command at once.
+ */
+export function tracedPoolCall(
+  driver: Driver,
+  original: Method,
+  pool: { config?: { connectionConfig?: MysqlConnectionConfig } },
+  args: IArguments,
+  returnsCommand: boolean,
+): unknown {
+  const sql = args[0];
+  if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(pool, args as unknown as unknown[]);
+  const cbIndex = callbackIndex(args);
+  const call = startStatement(driver.patch, pool.config?.connectionConfig, textOf(sql), valuesOf(sql, args[1]));
+  if (call === undefined) return original.apply(pool, args as unknown as unknown[]);
+  const scope = callerScope();
+  const outer: OuterClient = { span: call.span, component: driver.patch, done: false };
+  const pending: PoolCall = { driver, call, scope, hasCallback: cbIndex >= 0, adopted: false, attached: false };
+  const over = (): void => {
+    outer.done = true;
+  };
+  let list: ArrayLike<unknown> = args;
+  try {
+    poolCalls.set(outer, pending);
+    if (cbIndex >= 0) {
+      const copy = Array.prototype.slice.call(args) as unknown[];
+      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback, over);
+      list = copy;
+    }
+  } catch (err) {
+    logOnce(`${driver.patch}:callback`, `could not wrap a ${driver.patch} pool callback; the statement goes on untraced`, err);
+    call.finish(undefined);
+    return original.apply(pool, args as unknown as unknown[]);
+  }
+  let result: unknown;
+  try {
+    result = runWithOuterClient(outer, () => original.apply(pool, list as unknown[]));
+  } catch (err) {
+    over();
+    call.finish(err);
+    throw err;
+  }
+  if (returnsCommand && !pending.attached && isCommand(result)) {
+    pending.attached = true;
+    safeAttach(driver, call, scope, result, pending.hasCallback, undefined, over);
+  }
+  return result;
+}
+
+/** The object on `proto`'s chain that defines `name` itself (mysql2 3.11.5 moved its methods to base classes). */
+export function ownerOf(proto: object | undefined, name: string): Record<string, Method> | undefined {
+  for (let o: object | null | undefined = proto; o !== null && o !== undefined && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    if (Object.prototype.hasOwnProperty.call(o, name)) return o as Record<string, Method>;
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------
