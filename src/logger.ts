@@ -138,7 +138,8 @@ export const jaegerLogger = {
 };
 
 /**
- * Runs a user hook; a hook that throws is contained and logged once per site.
+ * Runs a user hook; a hook that throws, or returns a promise that rejects, is
+ * contained and logged once per site.
  * Returns nothing: hooks only observe.
  */
 export function safeCall<A extends unknown[]>(
@@ -148,7 +149,11 @@ export function safeCall<A extends unknown[]>(
 ): void {
   if (typeof fn !== 'function') return;
   try {
-    fn(...args);
+    const result = fn(...args) as unknown;
+    // An async hook: its rejection is contained too (no unhandled rejection reaches the process).
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      (result as PromiseLike<unknown>).then(undefined, (err: unknown) => logOnce(`hook:${site}`, `${site} rejected; the call goes on`, err));
+    }
   } catch (err) {
     logOnce(`hook:${site}`, `${site} threw; the call goes on`, err);
   }

@@ -139,6 +139,53 @@ export interface PgOptions extends PatchOptions<PgQueryConfig, PgQueryResult | P
   captureParameters?: boolean;
   /** Adds a `pg:connect` span for each `client.connect()` (pools included). Default: false. */
   traceConnect?: boolean;
+  /**
+   * Records the statement text as written in `db.statement`. By default its
+   * literal values (strings, numbers, dollar-quoted bodies) are replaced with
+   * `?` and its comments removed, because they can hold passwords, tokens or
+   * personal data (`ALTER ROLE … PASSWORD '…'`, `WHERE token = '…'`);
+   * placeholders such as `$1` stay.
+   * @default false
+   */
+  recordRawStatement?: boolean;
+}
+
+/**
+ * What the `mysql2` and `mysql` request hooks receive: the statement as the
+ * application wrote it (before the driver inlines `values` into it) and the
+ * values given with it.
+ */
+export interface MysqlQuery {
+  sql: string | undefined;
+  values?: unknown;
+}
+
+/**
+ * Options of the `mysql2` and `mysql` patches. The response hook receives
+ * what the driver hands the callback (or the promise API resolves with) as
+ * its results: rows, a `ResultSetHeader`/`OkPacket`, or an array of them for
+ * a multi-statement query; `undefined` for the emitter and stream forms,
+ * whose rows went to the application's listeners.
+ */
+export interface MysqlOptions extends PatchOptions<MysqlQuery, unknown> {
+  /**
+   * Longest `db.statement` (and `db.parameters`) recorded, in characters;
+   * longer text is cut there and ends with `…`. Default: 4096.
+   */
+  maxStatementLength?: number;
+  /**
+   * Records the values given with a statement (`query(sql, values)`,
+   * `execute(sql, values)`, `statement.execute(values)`) as the
+   * `db.parameters` tag (JSON), and leaves them in logged errors. They may
+   * hold personal data or secrets: opt in knowingly. Default: false.
+   */
+  captureParameters?: boolean;
+  /**
+   * Records the statement text as written in `db.statement`. By default its
+   * literal values (strings, numbers) are replaced with `?` and its comments
+   * removed; placeholders (`?`, `:name`) stay. Default: false.
+   */
+  recordRawStatement?: boolean;
 }
 
 /** What the `ioredis` request hook receives. */

@@ -19,6 +19,7 @@ import type {
   HttpClientOptions,
   HttpServerOptions,
   IoredisOptions,
+  MysqlOptions,
   PatchOptions,
   PgOptions,
 } from '../options';
@@ -63,6 +64,8 @@ export const PATCHES = {
     { module: 'pg-pool', versions: '>=3 <4', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
   ),
   ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
+  mysql2: patch<MysqlOptions>({ module: 'mysql2', versions: '>=3 <4', load: () => (require('./mysql2') as typeof import('./mysql2')).mysql2 as Hook }),
+  mysql: patch<MysqlOptions>({ module: 'mysql', versions: '>=2 <3', load: () => (require('./mysql') as typeof import('./mysql')).mysql as Hook }),
 };
 
 /** The libraries this package can instrument: the registry's keys. */
