@@ -235,16 +235,26 @@ function installExitHandlers(): void {
     if (tracer && pendingSpans(tracer) > 0) void flushTracer();
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    let flushing = false;
     const onSignal = (): void => {
+      // Decide now, while the signal is being delivered, whether the
+      // application handles it: its `process.once` listener removes itself
+      // as it runs, so after the asynchronous flush it would no longer be
+      // counted and we would kill an application that is draining.
+      // (Ours is prepended, so it runs before any of the application's.)
+      const handledByApp = process.listenerCount(signal) > 1;
+      if (handledByApp) {
+        void flushTracer(1000);
+        return;
+      }
+      if (flushing) return;
+      flushing = true;
       void flushTracer(1000).then(() => {
-        // If the application handles the signal itself, it decides what happens.
-        // Otherwise do what Node would have done without us: die by the signal.
-        if (process.listenerCount(signal) === 1) {
-          process.removeListener(signal, onSignal);
-          process.kill(process.pid, signal);
-        }
+        // Nobody else handles it: do what Node would have done without us, die by the signal.
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
       });
     };
-    process.on(signal, onSignal);
+    process.prependListener(signal, onSignal);
   }
 }
