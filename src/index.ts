@@ -26,4 +26,4 @@ export type {
   ResponseHookOf,
 } from './options';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
-export type { JaegerConfig, JaegerOptions, JaegerTracer } from './tracer';
+export type { ConsoleExporterOptions, ExporterName, ExporterOption, JaegerConfig, JaegerOptions, JaegerTracer, OtlpExporterOptions } from './tracer';

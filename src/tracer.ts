@@ -18,8 +18,19 @@ import { suppressInstrumentation } from './context';
 import { logOnce } from './logger';
 import type { JaegerReporterInternals } from './internal-types';
 import { QueuedUdpSender, queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
+import { exporterFromEnv, reporterFor, type ExporterOption } from './export';
 
-export type JaegerConfig = jaeger.TracingConfig;
+export type { ConsoleExporterOptions, ExporterName, ExporterOption, OtlpExporterOptions } from './export';
+
+/** jaeger-client's `TracingConfig`, plus where the spans go. */
+export type JaegerConfig = jaeger.TracingConfig & {
+  /**
+   * `jaeger` (jaeger-client's reporting per this config and `JAEGER_*`),
+   * `otlp`, `console` or `none`, or `{ type, ...options }`. Default: for
+   * `initTracerFromEnv`, `OPENTRACING_INSTRUMENTATION_EXPORTER`, else `jaeger`.
+   */
+  exporter?: ExporterOption;
+};
 export type JaegerOptions = jaeger.TracingOptions;
 export type JaegerTracer = jaeger.JaegerTracer;
 
@@ -41,6 +52,8 @@ interface JaegerReporter extends TimerOwner {
   _sender?: JaegerSender;
   _reporters?: JaegerReporter[];
   flush?: (callback?: () => void) => void;
+  /** The exporters of src/export: spans not sent or printed yet. */
+  pendingCount?: () => number;
 }
 interface JaegerTracerInternals {
   _reporter?: JaegerReporter;
@@ -145,22 +158,36 @@ let exitHandlersInstalled = false;
  * registers it as the OpenTracing global tracer and returns it.
  */
 export function initTracer(config: JaegerConfig, options?: JaegerOptions): JaegerTracer {
-  const tracer = suppressInstrumentation(() =>
-    withQueuedUdpSender(() => jaeger.initTracer(withDefaults(config, false), options ?? {})),
-  );
+  const [cfg, opts] = withExporter(config, options, undefined);
+  const tracer = suppressInstrumentation(() => withQueuedUdpSender(() => jaeger.initTracer(withDefaults(cfg, false), opts)));
   return adopt(tame(tracer));
 }
 
 /**
  * Like `initTracer`, with the `JAEGER_*` environment variables taking part
  * as in jaeger-client's `initTracerFromEnv` (`JAEGER_SERVICE_NAME`,
- * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...).
+ * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...), and
+ * `OPENTRACING_INSTRUMENTATION_EXPORTER` when `config.exporter` is not set.
  */
 export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions): JaegerTracer {
-  const tracer = suppressInstrumentation(() =>
-    withQueuedUdpSender(() => jaeger.initTracerFromEnv(withDefaults(config, true), options ?? {})),
-  );
+  const [cfg, opts] = withExporter(config, options, exporterFromEnv());
+  const tracer = suppressInstrumentation(() => withQueuedUdpSender(() => jaeger.initTracerFromEnv(withDefaults(cfg, true), opts)));
   return adopt(tame(tracer));
+}
+
+/** Splits the `exporter` option off jaeger's config; a reporter of ours goes in jaeger's `options.reporter` (unless one is given). */
+function withExporter(
+  config: JaegerConfig | undefined,
+  options: JaegerOptions | undefined,
+  fallback: ExporterOption | undefined,
+): [jaeger.TracingConfig, JaegerOptions] {
+  const { exporter, ...cfg } = config ?? {};
+  const opts: JaegerOptions = { ...options };
+  if (opts.reporter === undefined) {
+    const reporter = reporterFor(exporter ?? fallback);
+    if (reporter !== undefined) opts.reporter = reporter as unknown as jaeger.Reporter;
+  }
+  return [cfg, opts];
 }
 
 function adopt(tracer: JaegerTracer): JaegerTracer {
@@ -183,7 +210,7 @@ export function isGlobalTracerRegistered(): boolean {
 function pendingSpans(tracer: JaegerTracer): number {
   let n = 0;
   for (const reporter of reportersOf((tracer as unknown as JaegerTracerInternals)._reporter)) {
-    n += (reporter._sender?._batch?.spans?.length ?? 0) + queuedSpans(reporter);
+    n += (reporter._sender?._batch?.spans?.length ?? 0) + queuedSpans(reporter) + (reporter.pendingCount?.() ?? 0);
   }
   return n;
 }

@@ -25,7 +25,7 @@ import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { Client } from 'pg';
 import { startJaegerAgent, type JaegerAgent, type ReceivedSpan } from '../../tools/jaeger-agent';
-import { groupByTrace, renderTrace } from './waterfall';
+import { groupByTrace, renderTrace } from '../../src/export/waterfall';
 
 const root = path.join(__dirname, '..', '..');
 const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
