@@ -35,7 +35,7 @@
 import type { JaegerSpanInternals } from '../internal-types';
 import { suppressInstrumentation } from '../context';
 import { logOnce } from '../logger';
-import { errorMessage, hexId, isError, isZeroId, plainValue, referencesOf, tagsOf, type TagValue } from './jaeger-span';
+import { hexId, isError, isZeroId, plainValue, referencesOf, tagsOf, type TagValue } from './jaeger-span';
 import { warnOnce } from './warn';
 
 export interface OtlpExporterOptions {
@@ -112,71 +112,108 @@ function hrTime(ms: number): HrTime {
   return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
 }
 
+interface SpanContextLike {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+}
+
+/** A converted span: `ReadableSpan`'s fields, `spanContext()` on the prototype (no closure per span). */
+class ConvertedSpan implements OtlpSpan {
+  kind = KIND_INTERNAL;
+  parentSpanContext: SpanContextLike | undefined = undefined;
+  status: OtlpSpan['status'] = { code: STATUS_UNSET };
+  links: OtlpSpan['links'] = [];
+  events: OtlpSpan['events'] = [];
+  ended = true;
+  instrumentationScope = SCOPE;
+  droppedAttributesCount = 0;
+  droppedEventsCount = 0;
+  droppedLinksCount = 0;
+  startTime: HrTime;
+  endTime: HrTime;
+  duration: HrTime;
+
+  constructor(
+    public name: string,
+    private readonly context: SpanContextLike,
+    public attributes: Attributes,
+    public resource: unknown,
+    startMs: number,
+    durationMs: number,
+  ) {
+    this.startTime = hrTime(startMs);
+    this.endTime = hrTime(startMs + durationMs);
+    this.duration = hrTime(durationMs);
+  }
+
+  spanContext(): SpanContextLike {
+    return this.context;
+  }
+}
+
 /** Converts one finished jaeger span. */
 export function toOtlpSpan(span: JaegerSpanInternals, resource: unknown): OtlpSpan {
   const ctx = span._spanContext;
   const traceId = hexId(ctx.traceId, 32);
   const traceFlags = ctx.flags & 1;
   const attributes = tagsOf(span._tags);
+  const out = new ConvertedSpan(
+    String(span._operationName),
+    { traceId, spanId: hexId(ctx.spanId, 16), traceFlags },
+    attributes,
+    resource,
+    span._startTime,
+    span._duration ?? 0,
+  );
   const kindTag = attributes['span.kind'];
-  const kind = typeof kindTag === 'string' && KIND[kindTag] !== undefined ? KIND[kindTag] : KIND_INTERNAL;
-  if (kindTag !== undefined) delete attributes['span.kind'];
-
-  const events: OtlpSpan['events'] = [];
-  const fieldsOfLogs: Attributes[] = [];
-  for (const log of span._logs ?? []) {
-    const fields: Attributes = {};
-    for (const f of log.fields ?? []) if (f && typeof f.key === 'string') fields[f.key] = plainValue(f.value);
-    fieldsOfLogs.push(fields);
-    const { event, ...rest } = fields;
-    events.push({ name: event === undefined ? 'log' : String(event), time: hrTime(log.timestamp), attributes: rest });
+  if (kindTag !== undefined) {
+    if (typeof kindTag === 'string' && KIND[kindTag] !== undefined) out.kind = KIND[kindTag];
+    delete attributes['span.kind'];
   }
-  const status: OtlpSpan['status'] = { code: STATUS_UNSET };
+
+  let errorLog: Attributes | undefined;
+  const logs = span._logs;
+  if (logs !== undefined && logs.length > 0) {
+    for (const log of logs) {
+      const fields: Attributes = {};
+      let name = 'log';
+      for (const f of log.fields ?? []) {
+        if (!f || typeof f.key !== 'string') continue;
+        if (f.key === 'event') name = String(f.value);
+        else fields[f.key] = plainValue(f.value);
+      }
+      if (name === 'error' && errorLog === undefined) errorLog = fields;
+      out.events.push({ name, time: hrTime(log.timestamp), attributes: fields });
+    }
+  }
   if (isError(attributes)) {
-    status.code = STATUS_ERROR;
-    const message = errorMessage(fieldsOfLogs);
-    if (message !== undefined) status.message = message;
+    out.status.code = STATUS_ERROR;
+    const message = errorLog?.message ?? errorLog?.['error.kind'];
+    if (message !== undefined) out.status.message = String(message);
   }
 
   // The parent is the first childOf reference (jaeger also makes a lone
   // followsFrom its parentId; OTLP carries that as a link, as Jaeger's own
   // OTLP translation does); every other reference is a link.
-  const references = referencesOf(span);
-  let parentSpanContext: OtlpSpan['parentSpanContext'];
-  const parentRef = references.find((r) => r.type === 'child_of');
-  const parentId = parentRef !== undefined ? parentRef.spanId : references.length === 0 ? ctx.parentId : null;
-  if (!isZeroId(parentId)) parentSpanContext = { traceId, spanId: hexId(parentId, 16), traceFlags };
-  const links: OtlpSpan['links'] = [];
-  for (const ref of references) {
-    if (ref === parentRef) continue;
-    links.push({
-      context: { traceId: hexId(ref.traceId, 32), spanId: hexId(ref.spanId, 16), traceFlags },
-      attributes: { 'opentracing.ref_type': ref.type },
-    });
+  const refs = span._references;
+  if (refs === undefined || refs.length === 0) {
+    if (!isZeroId(ctx.parentId)) out.parentSpanContext = { traceId, spanId: hexId(ctx.parentId, 16), traceFlags };
+  } else {
+    const references = referencesOf(span);
+    const parentRef = references.find((r) => r.type === 'child_of');
+    if (parentRef !== undefined && !isZeroId(parentRef.spanId)) {
+      out.parentSpanContext = { traceId, spanId: hexId(parentRef.spanId, 16), traceFlags };
+    }
+    for (const ref of references) {
+      if (ref === parentRef) continue;
+      out.links.push({
+        context: { traceId: hexId(ref.traceId, 32), spanId: hexId(ref.spanId, 16), traceFlags },
+        attributes: { 'opentracing.ref_type': ref.type },
+      });
+    }
   }
-
-  const start = span._startTime;
-  const duration = span._duration ?? 0;
-  const spanContext = { traceId, spanId: hexId(ctx.spanId, 16), traceFlags };
-  return {
-    name: String(span._operationName),
-    kind,
-    spanContext: () => spanContext,
-    parentSpanContext,
-    startTime: hrTime(start),
-    endTime: hrTime(start + duration),
-    duration: hrTime(duration),
-    ended: true,
-    status,
-    attributes,
-    links,
-    events,
-    resource,
-    instrumentationScope: SCOPE,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+  return out;
 }
 
 /** The kind of a failed export, for one warning per kind. */
