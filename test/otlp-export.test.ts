@@ -210,6 +210,20 @@ describe('exporter otlp: OTLP over HTTP/protobuf to a real receiver', () => {
     assert.deepStrictEqual(receiver.spans.filter((s) => s.attributes['http.url'] !== undefined), [], 'an export was traced');
   });
 
+  it('retries as the OTLP exporter does: a 503 then a 200 delivers the batch once, no warning', async () => {
+    receiver.unavailable = 2;
+    const reporter = new OtlpReporter({ url: receiver.url, scheduledDelayMillis: 60000, timeoutMillis: 5000 });
+    const lines = await stderrOf(async () => {
+      const t = initTracer({ serviceName: 'otlp-test' }, { reporter: reporter as never });
+      for (let i = 0; i < 3; i++) t.startSpan(`r${i}`).finish();
+      await flushTracer(5000);
+    });
+    assert.deepStrictEqual(receiver.requests.map((r) => r.spans), [0, 0, 3]);
+    assert.deepStrictEqual(receiver.spans.map((s) => s.name).sort(), ['r0', 'r1', 'r2']);
+    assert.deepStrictEqual([reporter.exported, reporter.failed], [3, 0]);
+    assert.deepStrictEqual(lines, []);
+  });
+
   it('a full queue drops spans, counts them and says so once', async () => {
     const reporter = new OtlpReporter({ url: receiver.url, maxQueueSize: 10, scheduledDelayMillis: 60000 });
     const lines = await stderrOf(async () => {

@@ -181,6 +181,8 @@ export interface OtlpReceiver {
   errors: Error[];
   /** Status to answer with (default 200). */
   status: number;
+  /** Requests still to be answered 503 with `Retry-After: 0` before `status` applies. */
+  unavailable: number;
   waitForSpans(n: number, timeoutMs?: number): Promise<OtlpSpan[]>;
   close(): Promise<void>;
 }
@@ -239,6 +241,7 @@ export function startOtlpReceiver(): Promise<OtlpReceiver> {
     requests: [] as OtlpRequest[],
     errors: [] as Error[],
     status: 200,
+    unavailable: 0,
   };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -246,6 +249,13 @@ export function startOtlpReceiver(): Promise<OtlpReceiver> {
     req.on('end', () => {
       const record: OtlpRequest = { url: req.url ?? '', headers: req.headers, spans: 0 };
       receiver.requests.push(record);
+      if (receiver.unavailable > 0) {
+        receiver.unavailable--;
+        res.statusCode = 503;
+        res.setHeader('retry-after', '0');
+        res.end();
+        return;
+      }
       if (receiver.status !== 200) {
         res.statusCode = receiver.status;
         res.end();
