@@ -54,6 +54,8 @@ interface JaegerReporter extends TimerOwner {
   flush?: (callback?: () => void) => void;
   /** The exporters of src/export: spans not sent or printed yet. */
   pendingCount?: () => number;
+  /** The otlp exporter: its requests in flight stop holding the process open (at exit). */
+  release?: () => void;
 }
 interface JaegerTracerInternals {
   _reporter?: JaegerReporter;
@@ -215,6 +217,16 @@ function pendingSpans(tracer: JaegerTracer): number {
   return n;
 }
 
+function releaseReporters(tracer: JaegerTracer): void {
+  for (const reporter of reportersOf((tracer as unknown as JaegerTracerInternals)._reporter)) {
+    try {
+      reporter.release?.();
+    } catch (err) {
+      logOnce('release', 'could not release the exporter at exit', err);
+    }
+  }
+}
+
 /** Sends the spans buffered by the tracer made here; resolves when sent (or failed). */
 export function flushTracer(timeoutMs = 2000): Promise<void> {
   const tracer = current;
@@ -259,7 +271,11 @@ function installExitHandlers(): void {
   // itself adds work, after which beforeExit fires again with nothing to send).
   process.on('beforeExit', () => {
     const tracer = current;
-    if (tracer && pendingSpans(tracer) > 0) void flushTracer();
+    if (tracer && pendingSpans(tracer) > 0) {
+      // The exit flush has its time (flushTracer's bound); then an export
+      // still waiting for a silent collector no longer holds the exit.
+      void flushTracer().then(() => releaseReporters(tracer));
+    }
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     let flushing = false;

@@ -8,6 +8,7 @@
  */
 import assert from 'assert';
 import * as http from 'http';
+import * as net from 'net';
 import { followsFrom, initGlobalTracer, Tracer as NoopTracer, type Span } from 'opentracing';
 import { closeTracer, flushTracer, initTracer, installPatches, spanInContext, uninstallAllPatches, type JaegerTracer } from '../src';
 import { OtlpReporter } from '../src/export/otlp';
@@ -334,6 +335,26 @@ describe('node -r ./register with OPENTRACING_INSTRUMENTATION_EXPORTER', () => {
     const lines = run.stderr.split('\n').filter(Boolean);
     assert.ok(lines.length <= 1, run.stderr);
     for (const l of lines) assert.match(l, /^opentracing-instrumentation: otlp exporter: .*connection refused/);
+  });
+
+  it('otlp to a collector that accepts and never answers: the exit waits for the exit flush only (not the 10 s export timeout), one warning', async () => {
+    const silent = net.createServer(() => undefined);
+    const sockets = new Set<net.Socket>();
+    silent.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const run = await runApp({
+        OPENTRACING_INSTRUMENTATION_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`,
+      });
+      assert.strictEqual(run.code, 0, run.stderr);
+      assert.ok(run.ms < 6000, `${run.ms} ms to exit`);
+      assert.strictEqual(sockets.size > 0, true, 'the export was attempted');
+      assert.match(run.stderr, /^opentracing-instrumentation: otlp exporter: sending spans to http:\/\/127\.0\.0\.1:\d+\/v1\/traces failed: no answer in time \(at exit\); those spans are dropped\n$/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('none: nothing is sent, trace context still goes downstream', async () => {

@@ -243,6 +243,9 @@ export class OtlpReporter {
   private serviceName = 'unknown';
   private processAttributes: Attributes = {};
   private inFlight = 0;
+  /** The exporter's sockets (its agent's), to let go of them at exit. */
+  private readonly sockets = new Set<import('net').Socket>();
+  private released = false;
   private waiters: Array<() => void> = [];
   private closed = false;
   /** Spans dropped because the queue was full. */
@@ -318,12 +321,45 @@ export class OtlpReporter {
       if (this.options.url) config.url = this.options.url;
       if (this.options.headers) config.headers = this.options.headers;
       if (this.options.timeoutMillis !== undefined) config.timeoutMillis = this.options.timeoutMillis;
+      config.httpAgentOptions = (protocol: string) => this.agent(protocol);
       this.exporter = new OTLPTraceExporter(config) as unknown as SpanExporterLike;
     } catch (err) {
       warnOnce('otlp-load', `otlp exporter: could not load @opentelemetry/exporter-trace-otlp-proto (${(err as Error).message}); spans are dropped`);
       this.exporter = null;
     }
     return this.exporter;
+  }
+
+  /**
+   * The exporter's HTTP agent (keep-alive, as OpenTelemetry's default), with
+   * its sockets tracked so that `release()` can stop them from holding the
+   * process open: a collector that accepts and never answers would
+   * otherwise delay the exit by the whole export timeout (10 s by default).
+   */
+  private agent(protocol: string): import('http').Agent {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = (protocol === 'https:' ? require('https') : require('http')) as typeof import('http');
+    const agent = new mod.Agent({ keepAlive: true });
+    const create = agent.createConnection.bind(agent) as (...args: unknown[]) => import('net').Socket | undefined;
+    (agent as unknown as { createConnection: (...args: unknown[]) => unknown }).createConnection = (...args: unknown[]) => {
+      const socket = create(...args);
+      if (socket && typeof socket.once === 'function') {
+        if (this.released) socket.unref();
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+      }
+      return socket;
+    };
+    return agent;
+  }
+
+  /** At exit, once the exit flush has had its time: exports still in flight no longer keep the process alive. */
+  release(): void {
+    this.released = true;
+    if (this.inFlight > 0) {
+      warnOnce('otlp-export-timeout', `otlp exporter: sending spans to ${this.url} failed: no answer in time (at exit); those spans are dropped`);
+    }
+    for (const socket of this.sockets) socket.unref();
   }
 
   /** Sends everything queued now; `callback` once those exports have ended (sent or failed). */
