@@ -178,13 +178,13 @@ export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions
 }
 
 /** Splits the `exporter` option off jaeger's config; a reporter of ours goes in jaeger's `options.reporter` (unless one is given). */
-function withExporter(
+function withExporter<O extends JaegerOptions>(
   config: JaegerConfig | undefined,
-  options: JaegerOptions | undefined,
+  options: O | undefined,
   fallback: ExporterOption | undefined,
-): [jaeger.TracingConfig, JaegerOptions] {
+): [jaeger.TracingConfig, O] {
   const { exporter, ...cfg } = config ?? {};
-  const opts: JaegerOptions = { ...options };
+  const opts = { ...options } as O;
   if (opts.reporter === undefined) {
     const reporter = reporterFor(exporter ?? fallback);
     if (reporter !== undefined) opts.reporter = reporter as unknown as jaeger.Reporter;
