@@ -26,7 +26,7 @@ export type {
   ResponseHookOf,
 } from './options';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
-export type { JaegerConfig, JaegerOptions, JaegerTracer } from './tracer';
+export type { ConsoleExporterOptions, ExporterName, ExporterOption, JaegerConfig, JaegerOptions, JaegerTracer, OtlpExporterOptions } from './tracer';
 export { registerW3CCodec, W3CTraceContextCodec } from './w3c';
 export type { CodecRegistry, PropagationFormat, W3CCodecOptions } from './w3c';
 export type { InstrumentationTracerOptions } from './env-config';

@@ -11,12 +11,14 @@ import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } f
 import { hookRequire, type RequireHook } from './require-hook';
 import { esmPackagesFrom, hookEsmLoader } from './esm-hook';
 import type { Instrumentation } from './instrumentation';
+import { guardLoadedJaegerClients } from './export/jaeger-guard';
 
 export type { Instrumentation } from './instrumentation';
 
 type AnyInstrumentation = Instrumentation<never>;
 
 const builtins = new Set(builtinModules);
+const JAEGER_CLIENT = 'jaeger-client';
 const enabled = new Set<PatchName>();
 /** Per registry entry, the exports objects it has patched (several copies of a package may be loaded). */
 const patched = new Map<Registration, Set<unknown>>();
@@ -95,8 +97,11 @@ function rehook(): void {
   }
   // Builtins need no hook: their one exports object is patched at install.
   const modules = [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
-  if (modules.length === 0) return;
-  hook = hookRequire(modules, (exports, name) => {
+  if (modules.length === 0 && enabled.size === 0) return;
+  // jaeger-client too, whatever is enabled: a tracer the application builds
+  // later must not trace its own reports and polls (export/jaeger-guard.ts).
+  hook = hookRequire([...modules, JAEGER_CLIENT], (exports, name) => {
+    if (name === JAEGER_CLIENT) return guardLoadedJaegerClients();
     for (const reg of activeInstrumentations()) {
       if (reg.module === name) patchExports(reg, exports);
     }
@@ -120,6 +125,7 @@ export function installPatches(names: readonly PatchName[], options?: Instrument
   validateNames(names);
   configure(options);
   for (const name of names) enabled.add(name);
+  guardLoadedJaegerClients();
   for (const reg of activeInstrumentations()) {
     for (const exports of loadedCopies(reg.module)) patchExports(reg, exports);
   }

@@ -19,8 +19,19 @@ import { logOnce } from './logger';
 import { prepareTracer, type InstrumentationTracerOptions } from './env-config';
 import type { JaegerReporterInternals } from './internal-types';
 import { QueuedUdpSender, queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
+import { exporterFromEnv, reporterFor, type ExporterOption } from './export';
 
-export type JaegerConfig = jaeger.TracingConfig;
+export type { ConsoleExporterOptions, ExporterName, ExporterOption, OtlpExporterOptions } from './export';
+
+/** jaeger-client's `TracingConfig`, plus where the spans go. */
+export type JaegerConfig = jaeger.TracingConfig & {
+  /**
+   * `jaeger` (jaeger-client's reporting per this config and `JAEGER_*`),
+   * `otlp`, `console` or `none`, or `{ type, ...options }`. Default: for
+   * `initTracerFromEnv`, `OPENTRACING_INSTRUMENTATION_EXPORTER`, else `jaeger`.
+   */
+  exporter?: ExporterOption;
+};
 export type JaegerOptions = jaeger.TracingOptions;
 export type JaegerTracer = jaeger.JaegerTracer;
 
@@ -42,6 +53,10 @@ interface JaegerReporter extends TimerOwner {
   _sender?: JaegerSender;
   _reporters?: JaegerReporter[];
   flush?: (callback?: () => void) => void;
+  /** The exporters of src/export: spans not sent or printed yet. */
+  pendingCount?: () => number;
+  /** The otlp exporter: its requests in flight stop holding the process open (at exit). */
+  release?: () => void;
 }
 interface JaegerTracerInternals {
   _reporter?: JaegerReporter;
@@ -146,7 +161,8 @@ let exitHandlersInstalled = false;
  * registers it as the OpenTracing global tracer and returns it.
  */
 export function initTracer(config: JaegerConfig, options?: JaegerOptions & InstrumentationTracerOptions): JaegerTracer {
-  const prepared = prepareTracer(config, options, false); // src/env-config.ts: propagation, logger
+  const [given, opts] = withExporter(config, options, undefined);
+  const prepared = prepareTracer(given, opts, false); // src/env-config.ts: propagation, logger
   const cfg = withDefaults(prepared.config, false);
   const tracer = suppressInstrumentation(() =>
     withQueuedUdpSender(() => jaeger.initTracer(cfg, prepared.options)),
@@ -158,16 +174,33 @@ export function initTracer(config: JaegerConfig, options?: JaegerOptions & Instr
 /**
  * Like `initTracer`, with the `JAEGER_*` environment variables taking part
  * as in jaeger-client's `initTracerFromEnv` (`JAEGER_SERVICE_NAME`,
- * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...).
+ * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...), and
+ * `OPENTRACING_INSTRUMENTATION_EXPORTER` when `config.exporter` is not set.
  */
 export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions & InstrumentationTracerOptions): JaegerTracer {
-  const prepared = prepareTracer(config, options, true); // src/env-config.ts: checks the environment, propagation, logger
+  const [given, opts] = withExporter(config, options, exporterFromEnv());
+  const prepared = prepareTracer(given, opts, true); // src/env-config.ts: checks the environment, propagation, logger
   const cfg = withDefaults(prepared.config, true);
   const tracer = suppressInstrumentation(() =>
     withQueuedUdpSender(() => jaeger.initTracerFromEnv(cfg, prepared.options)),
   );
   prepared.finish(tracer, cfg);
   return adopt(tame(tracer));
+}
+
+/** Splits the `exporter` option off jaeger's config; a reporter of ours goes in jaeger's `options.reporter` (unless one is given). */
+function withExporter<O extends JaegerOptions>(
+  config: JaegerConfig | undefined,
+  options: O | undefined,
+  fallback: ExporterOption | undefined,
+): [jaeger.TracingConfig, O] {
+  const { exporter, ...cfg } = config ?? {};
+  const opts = { ...options } as O;
+  if (opts.reporter === undefined) {
+    const reporter = reporterFor(exporter ?? fallback);
+    if (reporter !== undefined) opts.reporter = reporter as unknown as jaeger.Reporter;
+  }
+  return [cfg, opts];
 }
 
 function adopt(tracer: JaegerTracer): JaegerTracer {
@@ -190,9 +223,19 @@ export function isGlobalTracerRegistered(): boolean {
 function pendingSpans(tracer: JaegerTracer): number {
   let n = 0;
   for (const reporter of reportersOf((tracer as unknown as JaegerTracerInternals)._reporter)) {
-    n += (reporter._sender?._batch?.spans?.length ?? 0) + queuedSpans(reporter);
+    n += (reporter._sender?._batch?.spans?.length ?? 0) + queuedSpans(reporter) + (reporter.pendingCount?.() ?? 0);
   }
   return n;
+}
+
+function releaseReporters(tracer: JaegerTracer): void {
+  for (const reporter of reportersOf((tracer as unknown as JaegerTracerInternals)._reporter)) {
+    try {
+      reporter.release?.();
+    } catch (err) {
+      logOnce('release', 'could not release the exporter at exit', err);
+    }
+  }
 }
 
 /** Sends the spans buffered by the tracer made here; resolves when sent (or failed). */
@@ -239,19 +282,33 @@ function installExitHandlers(): void {
   // itself adds work, after which beforeExit fires again with nothing to send).
   process.on('beforeExit', () => {
     const tracer = current;
-    if (tracer && pendingSpans(tracer) > 0) void flushTracer();
+    if (tracer && pendingSpans(tracer) > 0) {
+      // The exit flush has its time (flushTracer's bound); then an export
+      // still waiting for a silent collector no longer holds the exit.
+      void flushTracer().then(() => releaseReporters(tracer));
+    }
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    let flushing = false;
     const onSignal = (): void => {
+      // Decide now, while the signal is being delivered, whether the
+      // application handles it: its `process.once` listener removes itself
+      // as it runs, so after the asynchronous flush it would no longer be
+      // counted and we would kill an application that is draining.
+      // (Ours is prepended, so it runs before any of the application's.)
+      const handledByApp = process.listenerCount(signal) > 1;
+      if (handledByApp) {
+        void flushTracer(1000);
+        return;
+      }
+      if (flushing) return;
+      flushing = true;
       void flushTracer(1000).then(() => {
-        // If the application handles the signal itself, it decides what happens.
-        // Otherwise do what Node would have done without us: die by the signal.
-        if (process.listenerCount(signal) === 1) {
-          process.removeListener(signal, onSignal);
-          process.kill(process.pid, signal);
-        }
+        // Nobody else handles it: do what Node would have done without us, die by the signal.
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
       });
     };
-    process.on(signal, onSignal);
+    process.prependListener(signal, onSignal);
   }
 }

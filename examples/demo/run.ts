@@ -10,7 +10,11 @@
  *    demo-frontend (plain http: Redis, PostgreSQL, then the backend over
  *    axios and fetch) and demo-backend (Express).
  * 4. Sends the front service a few requests, stops both services (they flush
- *    their spans on exit) and prints each trace as an indented waterfall.
+ *    their spans on exit) and prints each trace as an indented waterfall,
+ *    with the renderer of the console exporter (src/export/waterfall.ts). The
+ *    demo collects the spans of both services first: the console exporter
+ *    itself prints one process' part of a trace, and the point here is the
+ *    trace across the two services.
  *
  * Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test),
  * REDIS_URL (default redis://127.0.0.1:6379), JAEGER_AGENT_HOST /
@@ -25,7 +29,7 @@ import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { Client } from 'pg';
 import { startJaegerAgent, type JaegerAgent, type ReceivedSpan } from '../../tools/jaeger-agent';
-import { groupByTrace, renderTrace } from './waterfall';
+import { groupByTrace, renderTrace } from '../../src/export/waterfall';
 
 const root = path.join(__dirname, '..', '..');
 const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
@@ -294,6 +298,7 @@ function report(spans: ReceivedSpan[], available: { pg: boolean; redis: boolean 
   ];
   const missing = expected.filter(([, wanted, names]) => wanted && !names.some((n) => components.has(n))).map(([name]) => name);
   const skipped = [!available.pg && 'PostgreSQL', !available.redis && 'Redis'].filter(Boolean);
+  say(dim('The same waterfall for your own app, one per process on stderr: OPENTRACING_INSTRUMENTATION_EXPORTER=console node -r ./register app.js'));
   say(
     `${spans.length} spans in ${traces.length} traces.` +
       (skipped.length > 0 ? ` Skipped (not reachable): ${skipped.join(', ')}.` : '') +

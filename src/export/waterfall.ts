@@ -7,9 +7,24 @@
  *      └─ GET /profile  demo-backend  │    ████████            │  9.1 ms  ...
  *
  * Children are ordered by start time; a span whose parent is not in the
- * trace is shown as a root.
+ * trace is shown as a root. Used by the console exporter (console.ts) and
+ * by `npm run demo`, which joins the spans of two services.
  */
-import type { ReceivedSpan } from '../../tools/jaeger-agent';
+
+/** A finished span as the waterfall needs it. Ids are hex strings; `parentSpanId` is '0' for none. */
+export interface WaterfallSpan {
+  serviceName: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  operationName: string;
+  /** Microseconds since the epoch. */
+  startTime: number;
+  /** Microseconds. */
+  duration: number;
+  tags: Record<string, string | number | boolean>;
+  logs: Array<Record<string, string | number | boolean>>;
+}
 
 export interface RenderOptions {
   /** ANSI colours. */
@@ -19,7 +34,7 @@ export interface RenderOptions {
 }
 
 interface Node {
-  span: ReceivedSpan;
+  span: WaterfallSpan;
   children: Node[];
 }
 
@@ -38,7 +53,7 @@ function quote(value: string | number | boolean, max = 70): string {
 }
 
 /** The few tags that say what a span did. */
-function keyTags(span: ReceivedSpan): string[] {
+function keyTags(span: WaterfallSpan): string[] {
   const t = span.tags;
   const out: string[] = [];
   const add = (key: string): void => {
@@ -57,14 +72,14 @@ function keyTags(span: ReceivedSpan): string[] {
   return out;
 }
 
-function errorNote(span: ReceivedSpan): string | undefined {
+function errorNote(span: WaterfallSpan): string | undefined {
   if (span.tags.error !== true) return undefined;
   const log = span.logs.find((l) => l.event === 'error');
   const message = log?.message ?? log?.['error.kind'];
   return message !== undefined ? `ERROR ${quote(String(message), 60)}` : 'ERROR';
 }
 
-function buildTree(spans: ReceivedSpan[]): Node[] {
+function buildTree(spans: WaterfallSpan[]): Node[] {
   const nodes = new Map<string, Node>();
   for (const span of spans) nodes.set(span.spanId, { span, children: [] });
   const roots: Node[] = [];
@@ -80,7 +95,7 @@ function buildTree(spans: ReceivedSpan[]): Node[] {
 
 interface Row {
   prefix: string;
-  span: ReceivedSpan;
+  span: WaterfallSpan;
 }
 
 function flatten(nodes: Node[], lead: string, rows: Row[], top: boolean): void {
@@ -94,18 +109,23 @@ function flatten(nodes: Node[], lead: string, rows: Row[], top: boolean): void {
 const PALETTE = [36, 35, 33, 32, 34]; // cyan, magenta, yellow, green, blue
 
 /** The waterfall of one trace, as lines of text. */
-export function renderTrace(spans: ReceivedSpan[], options: RenderOptions): string[] {
+export function renderTrace(spans: WaterfallSpan[], options: RenderOptions): string[] {
   if (spans.length === 0) return [];
   const c = (code: number | string, s: string): string => (options.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const width = options.barWidth ?? 32;
-  const start = Math.min(...spans.map((s) => s.startTime));
-  const end = Math.max(...spans.map((s) => s.startTime + s.duration));
+  // loops, not Math.min(...spread): a trace may have more spans than a call has arguments
+  let start = Infinity;
+  let end = -Infinity;
+  for (const s of spans) {
+    if (s.startTime < start) start = s.startTime;
+    if (s.startTime + s.duration > end) end = s.startTime + s.duration;
+  }
   const total = Math.max(end - start, 1);
   const rows: Row[] = [];
   flatten(buildTree(spans), '', rows, true);
   const services = [...new Set(spans.map((s) => s.serviceName))];
-  const nameWidth = Math.max(...rows.map((r) => r.prefix.length + r.span.operationName.length));
-  const serviceWidth = Math.max(...services.map((s) => s.length));
+  const nameWidth = rows.reduce((w, r) => Math.max(w, r.prefix.length + r.span.operationName.length), 0);
+  const serviceWidth = services.reduce((w, s) => Math.max(w, s.length), 0);
   return rows.map(({ prefix, span }) => {
     const from = Math.min(width - 1, Math.floor(((span.startTime - start) / total) * width));
     const len = Math.max(1, Math.min(width - from, Math.round((span.duration / total) * width)));
@@ -125,13 +145,13 @@ export function renderTrace(spans: ReceivedSpan[], options: RenderOptions): stri
 }
 
 /** Groups spans by trace, the traces in the order they started. */
-export function groupByTrace(spans: ReceivedSpan[]): ReceivedSpan[][] {
-  const traces = new Map<string, ReceivedSpan[]>();
+export function groupByTrace(spans: WaterfallSpan[]): WaterfallSpan[][] {
+  const traces = new Map<string, WaterfallSpan[]>();
   for (const span of spans) {
     let list = traces.get(span.traceId);
     if (list === undefined) traces.set(span.traceId, (list = []));
     list.push(span);
   }
-  const first = (list: ReceivedSpan[]): number => Math.min(...list.map((s) => s.startTime));
+  const first = (list: WaterfallSpan[]): number => list.reduce((m, s) => Math.min(m, s.startTime), Infinity);
   return [...traces.values()].sort((a, b) => first(a) - first(b));
 }
