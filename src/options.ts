@@ -139,6 +139,15 @@ export interface PgOptions extends PatchOptions<PgQueryConfig, PgQueryResult | P
   captureParameters?: boolean;
   /** Adds a `pg:connect` span for each `client.connect()` (pools included). Default: false. */
   traceConnect?: boolean;
+  /**
+   * Records the statement text as written in `db.statement`. By default its
+   * literal values (strings, numbers, dollar-quoted bodies) are replaced with
+   * `?` and its comments removed, because they can hold passwords, tokens or
+   * personal data (`ALTER ROLE … PASSWORD '…'`, `WHERE token = '…'`);
+   * placeholders such as `$1` stay.
+   * @default false
+   */
+  recordRawStatement?: boolean;
 }
 
 /** What the `ioredis` request hook receives. */

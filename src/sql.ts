@@ -148,3 +148,212 @@ export function sqlVerb(text: string): string | undefined {
 export function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
+
+/** Characters of an identifier after its first: A-Z a-z 0-9 _ $ and anything beyond ASCII (1 in this table). */
+const WORD_PART = new Uint8Array(65536);
+for (let c = 0; c < 65536; c++) WORD_PART[c] = c >= 128 || isWordPart(c) ? 1 : 0;
+
+/** Which SQL lexical rules `maskSqlLiterals` follows. */
+export type SqlDialect = 'postgres' | 'mysql';
+
+/** What a literal is replaced with: the placeholder of both dialects. */
+const MASK = '?';
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function isHexDigit(c: number): boolean {
+  return isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+
+/**
+ * Index after the string literal whose opening quote `q` is at `i`. A doubled
+ * quote is a quote inside it (both dialects); `backslash` makes `\` escape the
+ * next character (MySQL strings, PostgreSQL E'' strings). Unterminated: the
+ * end of the text.
+ */
+function endOfString(s: string, i: number, q: number, backslash: boolean): number {
+  const n = s.length;
+  i++;
+  while (i < n) {
+    const j = backslash ? indexOfEither(s, q, 92, i) : s.indexOf(q === 39 ? "'" : q === 34 ? '"' : '`', i);
+    if (j === -1) return n;
+    if (s.charCodeAt(j) === 92) {
+      i = j + 2;
+    } else if (s.charCodeAt(j + 1) === q) {
+      i = j + 2;
+    } else {
+      return j + 1;
+    }
+  }
+  return n;
+}
+
+function indexOfEither(s: string, a: number, b: number, i: number): number {
+  for (const n = s.length; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === a || c === b) return i;
+  }
+  return -1;
+}
+
+/** Index after the numeric literal at `i` (a digit, or `.` and a digit): decimal, exponent, 0x/0o/0b, `_` separators. */
+function endOfNumber(s: string, i: number): number {
+  const n = s.length;
+  const c1 = s.charCodeAt(i + 1) | 0x20;
+  if (s.charCodeAt(i) === 48 && (c1 === 120 || c1 === 111 || c1 === 98) && isHexDigit(s.charCodeAt(i + 2))) {
+    i += 2; // 0x1F, 0o17, 0b101: hex digits cover all three
+    while (i < n && (isHexDigit(s.charCodeAt(i)) || s.charCodeAt(i) === 95)) i++;
+    return i;
+  }
+  while (i < n && (isDigit(s.charCodeAt(i)) || s.charCodeAt(i) === 95)) i++;
+  if (s.charCodeAt(i) === 46) {
+    i++;
+    while (i < n && (isDigit(s.charCodeAt(i)) || s.charCodeAt(i) === 95)) i++;
+  }
+  if ((s.charCodeAt(i) | 0x20) === 101) {
+    let j = i + 1;
+    if (s.charCodeAt(j) === 43 || s.charCodeAt(j) === 45) j++;
+    if (isDigit(s.charCodeAt(j))) {
+      i = j;
+      while (i < n && isDigit(s.charCodeAt(i))) i++;
+    }
+  }
+  return i;
+}
+
+/** Index after the block comment at `i`; PostgreSQL nests them, MySQL does not. Unterminated: the end. */
+function endOfBlockComment(s: string, i: number, nested: boolean): number {
+  const n = s.length;
+  if (!nested) {
+    const end = s.indexOf('*/', i + 2);
+    return end === -1 ? n : end + 2;
+  }
+  let depth = 1;
+  i += 2;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c === 42 && s.charCodeAt(i + 1) === 47) {
+      i += 2;
+      if (--depth === 0) return i;
+    } else if (c === 47 && s.charCodeAt(i + 1) === 42) {
+      depth++;
+      i += 2;
+    } else {
+      i++;
+    }
+  }
+  return n;
+}
+
+/** Words that make the string right after them one literal: E'..', X'..', B'..', N'..' (and MySQL's `_charset'..'`). */
+function isStringPrefix(s: string, start: number, end: number, dialect: SqlDialect): boolean {
+  if (end - start === 1) {
+    const c = s.charCodeAt(start) | 0x20;
+    return c === 101 || c === 120 || c === 98 || c === 110; // e x b n
+  }
+  return dialect === 'mysql' && s.charCodeAt(start) === 95; // _utf8mb4'...'
+}
+
+/**
+ * `text` with its literal values replaced by `?`, for `db.statement`: string
+ * literals ('..', E'..', X'..', B'..', N'..', MySQL "..", PostgreSQL
+ * $tag$..$tag$ bodies), numbers (decimal, exponent, hex, binary; never the
+ * digits of an identifier such as `t1`), and comments (removed: they can hold
+ * anything). Placeholders (`$1`, `?`, `:name`), identifiers (PostgreSQL
+ * "..", MySQL `..`), keywords and operators stay. `dialect` chooses the
+ * lexical rules: in MySQL ".." is a string and `\` escapes inside strings,
+ * `#` starts a comment, and block comments do not nest.
+ *
+ * One pass, no regular expression, no allocation beyond the result: it runs
+ * on every query. Never throws for a string.
+ */
+export function maskSqlLiterals(text: string, dialect: SqlDialect = 'postgres'): string {
+  const mysql = dialect === 'mysql';
+  const n = text.length;
+  let out = '';
+  let from = 0; // text[from, i) is still to be copied to `out`
+  let i = 0;
+  let removedComment = false;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (isWordStart(c) || c >= 128 || (mysql && c === 36)) {
+      // A keyword or identifier, whole: its digits are not numbers (t1, col_2, a$1).
+      const start = i;
+      i++;
+      while (i < n && WORD_PART[text.charCodeAt(i)] === 1) i++;
+      const q = text.charCodeAt(i);
+      if ((q === 39 || (mysql && q === 34)) && isStringPrefix(text, start, i, dialect)) {
+        const backslash = mysql || (text.charCodeAt(start) | 0x20) === 101;
+        out += text.slice(from, start) + MASK;
+        i = endOfString(text, i, q, backslash);
+        from = i;
+      }
+    } else if (isDigit(c) || (c === 46 && isDigit(text.charCodeAt(i + 1)))) {
+      const start = i;
+      i = endOfNumber(text, i);
+      const next = text.charCodeAt(i);
+      if (isWordStart(next) || (mysql && isWordPart(next))) {
+        // MySQL identifiers may start with digits (1table); PostgreSQL rejects `1abc`: kept as written.
+        while (i < n && isWordPart(text.charCodeAt(i))) i++;
+      } else {
+        out += text.slice(from, start) + MASK;
+        from = i;
+      }
+    } else if (c === 39 || (mysql && c === 34)) {
+      out += text.slice(from, i) + MASK;
+      i = endOfString(text, i, c, mysql);
+      from = i;
+    } else if (c === 34 || c === 96) {
+      i = endOfString(text, i, c, false); // a quoted identifier: kept
+    } else if (c === 36) {
+      const next = text.charCodeAt(i + 1);
+      if (isDigit(next)) {
+        i += 2; // $1: a placeholder
+        while (i < n && isDigit(text.charCodeAt(i))) i++;
+        continue;
+      }
+      // $tag$ ... $tag$ (PostgreSQL): the tag is a word without `$`, or empty.
+      let j = i + 1;
+      if (isWordStart(next)) {
+        j++;
+        while (j < n && isWordPart(text.charCodeAt(j)) && text.charCodeAt(j) !== 36) j++;
+      }
+      if (text.charCodeAt(j) === 36) {
+        const tag = text.slice(i, j + 1);
+        const end = text.indexOf(tag, j + 1);
+        out += text.slice(from, i) + MASK;
+        i = end === -1 ? n : end + tag.length;
+        from = i;
+      } else {
+        i++;
+      }
+    } else if (
+      (c === 45 && text.charCodeAt(i + 1) === 45 && (!mysql || i + 2 >= n || isSpace(text.charCodeAt(i + 2)))) ||
+      (mysql && c === 35)
+    ) {
+      // -- or # to the end of the line (MySQL wants a blank after --): removed, the line break kept.
+      const nl = text.indexOf('\n', i);
+      out += text.slice(from, i);
+      i = nl === -1 ? n : nl;
+      from = i;
+      removedComment = true;
+    } else if (c === 47 && text.charCodeAt(i + 1) === 42) {
+      const start = i;
+      i = endOfBlockComment(text, i, !mysql);
+      // Removed; a blank keeps the tokens on either side apart (SELECT/**/1).
+      const before = start > 0 ? text.charCodeAt(start - 1) : 32;
+      const after = i < n ? text.charCodeAt(i) : 32;
+      out += text.slice(from, start) + (isSpace(before) || isSpace(after) ? '' : ' ');
+      from = i;
+      removedComment = true;
+    } else {
+      i++;
+    }
+  }
+  if (from === 0) return text;
+  out += text.slice(from);
+  // A comment removed at either end leaves the blank beside it.
+  return removedComment ? out.trim() : out;
+}

@@ -45,8 +45,8 @@ describe('pg and ioredis under concurrency', () => {
         parents.push(parent);
         return spanInContext(parent, async () => {
           await jitter();
-          const [res] = await Promise.all([pool.query(`SELECT $1::int AS i /* ${i} */`, [i]), redis.set(`${prefix}:${i}`, String(i))]);
-          assert.deepStrictEqual(res.rows, [{ i }]);
+          const [res] = await Promise.all([pool.query(`SELECT $1::int AS i, true AS i_${i}`, [i]), redis.set(`${prefix}:${i}`, String(i))]);
+          assert.deepStrictEqual(res.rows, [{ i, [`i_${i}`]: true }]);
           check(parent, `pool.query ${i}`);
           await jitter();
           await new Promise<void>((resolve, reject) =>
@@ -59,7 +59,7 @@ describe('pg and ioredis under concurrency', () => {
           check(parent, `pool.connect ${i}`);
           try {
             await new Promise<void>((resolve, reject) =>
-              client.query(`SELECT ${i} AS again`, (err) => {
+              client.query(`SELECT ${i} AS again_${i}`, (err) => {
                 check(parent, `client callback ${i}`);
                 return err ? reject(err) : resolve();
               }),
@@ -82,8 +82,8 @@ describe('pg and ioredis under concurrency', () => {
       assert.deepStrictEqual(
         statements,
         [
-          `pg:SELECT SELECT $1::int AS i /* ${i} */`,
-          `pg:SELECT SELECT ${i} AS again`,
+          `pg:SELECT SELECT $1::int AS i, true AS i_${i}`,
+          `pg:SELECT SELECT ? AS again_${i}`,
           `redis:GET GET ${prefix}:${i}`,
           `redis:PIPELINE INCR ${prefix}:${i}; GET ${prefix}:${i}`,
           `redis:SET SET ${prefix}:${i} [1 other argument]`,

@@ -92,7 +92,7 @@ describe('the database connection is cut in the middle of a call', () => {
               await again.end();
             },
           },
-          { cut: ['pg:SELECT', 'pg_sleep'], next: ['pg:SELECT', 'SELECT 2'] },
+          { cut: ['pg:SELECT', 'pg_sleep'], next: ['pg:SELECT', 'SELECT ? AS n'] },
         );
       });
 
@@ -112,7 +112,7 @@ describe('the database connection is cut in the middle of a call', () => {
               await pool.end();
             },
           },
-          { cut: ['pg:SELECT', 'pg_sleep'], next: ['pg:SELECT', 'SELECT 2'] },
+          { cut: ['pg:SELECT', 'pg_sleep'], next: ['pg:SELECT', 'SELECT ? AS n'] },
         );
       });
 

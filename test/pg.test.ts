@@ -170,10 +170,25 @@ describe('pg patch', () => {
       );
     });
 
-    it('keeps the whole statement, comments included, when it is short', async () => {
-      const text = '/* app:report */ SELECT 1';
-      await client.query(text);
-      assert.strictEqual(tag(only(t, 'pg:SELECT'), 'db.statement'), text);
+    it('masks the literals of db.statement and removes its comments by default; placeholders stay', async () => {
+      await client.query("/* app:report */ SELECT 1, $1::text, 'it''s', E'a\\'b', $tag$body$tag$, 2.5e3 AS t1", ['x']);
+      assert.strictEqual(tag(only(t, 'pg:SELECT'), 'db.statement'), 'SELECT ?, $1::text, ?, ?, ?, ? AS t1');
+    });
+
+    it('masks a password and a token: they never reach a tag', async () => {
+      const role = `ot_role_${process.pid}`;
+      await client.query(`CREATE ROLE ${role} PASSWORD 'hunter2-secret'`);
+      try {
+        await client.query(`SELECT name FROM ${table} WHERE name = 'token-secret'`);
+      } finally {
+        await client.query(`DROP ROLE ${role}`);
+      }
+      const statements = pgSpans(t).map((s) => tag(s, 'db.statement'));
+      assert.deepStrictEqual(statements, [
+        `CREATE ROLE ${role} PASSWORD ?`,
+        `SELECT name FROM ${table} WHERE name = ?`,
+        `DROP ROLE ${role}`,
+      ]);
     });
   });
 
@@ -650,8 +665,8 @@ describe('pg patch', () => {
       assert.strictEqual(inB, b, 'b waited for the client a released, and still runs in its own context');
       const spans = pgSpans(t);
       assert.strictEqual(spans.length, 2);
-      const spanA = spans.find((s) => String(tag(s, 'db.statement')).includes('1 AS a'))!;
-      const spanB = spans.find((s) => String(tag(s, 'db.statement')).includes('2 AS b'))!;
+      const spanA = spans.find((s) => String(tag(s, 'db.statement')).includes('? AS a'))!;
+      const spanB = spans.find((s) => String(tag(s, 'db.statement')).includes('? AS b'))!;
       assert.strictEqual(parentId(spanA), spanId(a));
       assert.strictEqual(parentId(spanB), spanId(b));
       assert.strictEqual(tag(spanB, 'peer.port'), PG.port, 'the waiting query is tagged with the client it got');
@@ -668,22 +683,22 @@ describe('pg patch', () => {
             pool.connect((err, c, release) => {
               if (err || !c) return reject(err);
               const seen = getCurrentSpan();
-              c.query('SELECT 5', (qErr) => {
+              c.query('SELECT 5 AS five', (qErr) => {
                 release();
                 return qErr ? reject(qErr) : resolve(seen);
               });
             });
           }),
       );
-      await spanInContext(a, () => held.query('SELECT 6'));
+      await spanInContext(a, () => held.query('SELECT 6 AS six'));
       held.release();
       const seen = await waiting;
       a.finish();
       b.finish();
       assert.strictEqual(seen, b);
       const spans = pgSpans(t);
-      assert.strictEqual(parentId(spans.find((s) => tag(s, 'db.statement') === 'SELECT 6')!), spanId(a));
-      assert.strictEqual(parentId(spans.find((s) => tag(s, 'db.statement') === 'SELECT 5')!), spanId(b));
+      assert.strictEqual(parentId(spans.find((s) => tag(s, 'db.statement') === 'SELECT ? AS six')!), spanId(a));
+      assert.strictEqual(parentId(spans.find((s) => tag(s, 'db.statement') === 'SELECT ? AS five')!), spanId(b));
     });
 
     it('tags the error when the pool cannot connect, and the app gets the same error', async () => {
@@ -731,6 +746,16 @@ describe('pg patch', () => {
         const span = only(t, 'pg:SELECT');
         assert.strictEqual(tag(span, 'db.parameters'), '["x",2,"<3 bytes>"]');
         assert.strictEqual(tag(span, 'db.statement'), `${text.slice(0, 40)}…`);
+      });
+    });
+
+    describe('recordRawStatement: true', () => {
+      withPgOptions(t, { recordRawStatement: true });
+
+      it('records the statement as written, comments and literals included', async () => {
+        const text = "/* app:report */ SELECT 1, 'x' AS t1";
+        await client.query(text);
+        assert.strictEqual(tag(only(t, 'pg:SELECT'), 'db.statement'), text);
       });
     });
 

@@ -24,7 +24,7 @@ import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } fro
 import type { Instrumentation } from '../patcher';
 import { redactErrorFields } from '../redact';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
-import { sqlVerb, truncate } from '../sql';
+import { maskSqlLiterals, sqlVerb, truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'pg';
@@ -126,7 +126,9 @@ function queryTags(text: string | undefined, values: unknown, options: PgOptions
   const tags = clientTags(COMPONENT);
   tags[TAG.DB_TYPE] = DB_TYPE_SQL;
   const max = maxLength(options);
-  if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(text, max);
+  if (text !== undefined) {
+    tags[TAG.DB_STATEMENT] = truncate(options.recordRawStatement === true ? text : maskSqlLiterals(text, 'postgres'), max);
+  }
   if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = serializeParameters(values, max);
   return tags;
 }
