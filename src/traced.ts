@@ -19,7 +19,8 @@ export interface TracedOptions<Args extends unknown[] = unknown[]> {
   name?: string;
   /**
    * Called with the new span and the call's arguments before the function
-   * runs, to set tags or baggage. One that throws is contained and logged.
+   * runs, to set tags or baggage. One that throws, or returns a promise that
+   * rejects, is contained and logged.
    * Default: none.
    */
   onStart?: ((span: Span, ...args: Args) => void) | null;
