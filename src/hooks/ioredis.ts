@@ -21,7 +21,7 @@ import { logOnce, safeCall } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
 import type { Instrumentation } from '../patcher';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
-import { redactErrorFields } from '../redact';
+import { redactErrorFields, redactValues } from '../redact';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
@@ -192,20 +192,49 @@ function connectionTags(tags: TagMap, client: IoredisClient): TagMap {
 /** Redis quotes the arguments of a command it does not know: `ERR unknown command 'x', with args beginning with: 'v'`. */
 const QUOTED_ARGS = /, with args beginning with:[^\n]*/;
 
+/** The texts of a command's arguments, as Redis may echo them in an error. */
+function argumentTexts(args: unknown): string[] {
+  const out: string[] = [];
+  if (!Array.isArray(args)) return out;
+  for (const arg of args.slice(0, 200)) {
+    if (typeof arg === 'string') out.push(arg);
+    else if (typeof arg === 'number' || typeof arg === 'bigint') out.push(String(arg));
+    else if (Buffer.isBuffer(arg)) out.push(arg.toString('utf8'));
+  }
+  return out;
+}
+
+/** `text` without the arguments Redis echoes; in a stack, only in its head (the message). */
+function withoutArguments(text: string, args: readonly string[]): string {
+  const frames = text.indexOf('\n    at ');
+  const head = frames === -1 ? text : text.slice(0, frames);
+  const redacted = redactValues(head.replace(QUOTED_ARGS, ''), args);
+  return frames === -1 ? redacted : redacted + text.slice(frames);
+}
+
 /**
  * The error as logged on the span: ioredis sets `command: { name, args }` on
  * the errors of server replies (DataHandler.js), args that hold values and,
  * for AUTH/HELLO, credentials. The log keeps the command name only, and
- * drops the arguments Redis quotes in an unknown-command message.
+ * drops the arguments Redis echoes in its message: quoted in an unknown
+ * command or subcommand, as the whole message of a script's
+ * `redis.error_reply(ARGV[1])`, an ACL rule in `ACL SETUSER`'s.
  */
 function loggableError(err: unknown): unknown {
   if (err === null || typeof err !== 'object') return err;
   const e = err as { command?: unknown; message?: unknown; stack?: unknown };
   const fields: Record<string, unknown> = {};
-  if (e.command !== null && typeof e.command === 'object') fields.command = { name: (e.command as { name?: unknown }).name };
-  if (typeof e.message === 'string' && QUOTED_ARGS.test(e.message)) {
-    fields.message = e.message.replace(QUOTED_ARGS, '');
-    if (typeof e.stack === 'string') fields.stack = e.stack.replace(QUOTED_ARGS, '');
+  let args: string[] = [];
+  if (e.command !== null && typeof e.command === 'object') {
+    fields.command = { name: (e.command as { name?: unknown }).name };
+    args = argumentTexts((e.command as { args?: unknown }).args);
+  }
+  if (typeof e.message === 'string') {
+    const message = withoutArguments(e.message, args);
+    if (message !== e.message) {
+      fields.message = message;
+      if (typeof e.stack === 'string') fields.stack = withoutArguments(e.stack, args);
+    }
   }
   return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
 }
