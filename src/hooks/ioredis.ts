@@ -15,7 +15,7 @@
  */
 import type { Span } from 'opentracing';
 import { OPERATION_PREFIX, TAG } from '../constants';
-import { bindToCurrentContext, isSuppressed, suppressInstrumentation } from '../context';
+import { bindToCurrentContext, getCurrentSpan, isSuppressed, suppressInstrumentation } from '../context';
 import type { IoredisClient, IoredisCommand, IoredisModule, IoredisPipeline } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
@@ -47,6 +47,18 @@ const SECRET_COMMANDS = new Set(['auth', 'hello']);
  * refused by an older server would show as a failed call), and are not traced.
  */
 const HANDSHAKE_COMMANDS = new Set(['auth', 'hello', 'select', 'client', 'readonly', 'info']);
+
+/**
+ * Clients inside the synchronous turn in which ioredis made the connection
+ * ready (`setStatus('ready')`, then readyHandler in event_handler.js):
+ * what it sends there is the connection's housekeeping, re-done after each
+ * reconnect (READONLY, SELECT, re-subscribing the channels of a subscriber),
+ * not the application's calls: untraced, or each reconnect would start
+ * traces of its own. Commands resent from the offline queue are already
+ * traced. Cleared on the next tick, before the 'ready' event reaches the
+ * application (setStatus emits it on a later tick).
+ */
+const readyTurn = new WeakSet<object>();
 
 /**
  * Cluster methods that only talk to the cluster about itself: the slot-table
@@ -383,7 +395,7 @@ function tracedSendCommand(
   }
   // An untraced batch's command (its Pipeline was not traced): no span of its own.
   if (isPipelineStream(args[1])) return original.apply(client, args as never);
-  if (!isCluster && client.status === 'connect' && HANDSHAKE_COMMANDS.has(command.name.toLowerCase())) {
+  if (!isCluster && isHousekeeping(client, command)) {
     command[OWNER] = UNTRACED;
     return original.apply(client, args as never);
   }
@@ -395,6 +407,66 @@ function tracedSendCommand(
     if (state !== undefined && state !== UNTRACED) finish(state, err);
     throw err;
   }
+}
+
+/**
+ * Commands of the connection itself, never traced: its handshake, what
+ * ioredis re-does when it becomes ready again, and a `QUIT` made outside any
+ * trace (at shutdown: it would be a trace of its own, with nothing to say).
+ */
+function isHousekeeping(client: IoredisClient, command: IoredisCommand): boolean {
+  if (readyTurn.has(client)) return true;
+  const name = command.name.toLowerCase();
+  if (client.status === 'connect' && HANDSHAKE_COMMANDS.has(name)) return true;
+  return name === 'quit' && getCurrentSpan() === undefined;
+}
+
+/**
+ * A client that will never reconnect: ended, or disconnected by the
+ * application while it waited to reconnect (`disconnect()` then clears the
+ * reconnection and its close was handled already: the client stays
+ * `reconnecting` for good, Redis.js disconnect).
+ */
+function isDead(client: IoredisClient): boolean {
+  return client.status === 'end' || (client.status === 'reconnecting' && client.manuallyClosing === true && !client.reconnectTimeout);
+}
+
+/**
+ * Commands ioredis kept to resend after a reconnect that will not come are
+ * never settled by it (flushQueue leaves `prevCommandQueue`; a disconnect
+ * while reconnecting flushes nothing): their spans end here, failed, once
+ * the close is done. The application's promise stays as ioredis leaves it.
+ */
+function endAbandoned(client: IoredisClient): void {
+  process.nextTick(() => {
+    try {
+      if (!isDead(client)) return;
+      for (const queue of [client.prevCommandQueue, client.commandQueue]) {
+        if (typeof queue?.toArray !== 'function') continue;
+        for (const item of queue.toArray()) {
+          const owner = (item?.command as IoredisCommand | undefined)?.[OWNER] as Owner | undefined;
+          if (owner !== undefined && owner !== UNTRACED && !owner.done) finish(owner, new Error(ABANDONED));
+        }
+      }
+    } catch (err) {
+      logOnce('ioredis:abandoned', 'could not end the spans of commands left by a closed ioredis client', err);
+    }
+  });
+}
+
+const ABANDONED = 'Connection is closed; ioredis does not settle this command (it was waiting to be resent)';
+
+/** Redis.prototype.setStatus: marks the ready turn, and ends the spans a closed client abandons. */
+function tracedSetStatus(original: NonNullable<IoredisClient['setStatus']>, client: IoredisClient, args: IArguments): unknown {
+  const status = args[0];
+  if (status === 'ready') {
+    // Scheduled before setStatus schedules the 'ready' event: cleared first.
+    readyTurn.add(client);
+    process.nextTick(() => readyTurn.delete(client));
+  }
+  const result = original.apply(client, args as never);
+  if (status === 'end') endAbandoned(client);
+  return result;
 }
 
 /** True when `pipeline` is one of its client's pending auto-pipelines (autoPipelining.js). */
@@ -511,6 +583,22 @@ export const ioredis: Instrumentation<IoredisModule> = {
         return tracedSendCommand(original, this, arguments, false);
       },
     );
+    if (typeof redis.disconnect === 'function') {
+      wrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect', (original) =>
+        function disconnect(this: IoredisClient) {
+          const result = original.apply(this, arguments as never);
+          endAbandoned(this);
+          return result;
+        },
+      );
+    }
+    if (typeof redis.setStatus === 'function') {
+      wrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus', (original) =>
+        function setStatus(this: IoredisClient) {
+          return tracedSetStatus(original, this, arguments);
+        },
+      );
+    }
     const cluster = exports.Cluster?.prototype;
     if (cluster !== undefined) {
       wrapMethod(cluster, 'sendCommand', (original) =>
@@ -543,7 +631,11 @@ export const ioredis: Instrumentation<IoredisModule> = {
   },
   unpatch(exports) {
     const redis = redisPrototype(exports);
-    if (redis !== undefined) unwrapMethod(redis, 'sendCommand');
+    if (redis !== undefined) {
+      unwrapMethod(redis, 'sendCommand');
+      unwrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus');
+      unwrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect');
+    }
     const cluster = exports.Cluster?.prototype;
     if (cluster !== undefined) {
       unwrapMethod(cluster, 'sendCommand');
