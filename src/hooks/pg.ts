@@ -122,13 +122,26 @@ function connectionTags(tags: TagMap, client: PgClientInternals): TagMap {
   return addPeerTags(tags, host, port);
 }
 
+/**
+ * `text` with its literals masked, cut at `max`. A statement of megabytes (a
+ * bulk INSERT) is masked only as far as the tag can show, four times `max`,
+ * unless masking shrank that part below `max`; a cut inside a literal masks
+ * the rest of it (an unterminated string is masked to its end).
+ */
+function maskedStatement(text: string, max: number): string {
+  const window = max * 4;
+  if (text.length > window) {
+    const head = maskSqlLiterals(text.slice(0, window), 'postgres');
+    if (head.length > max) return truncate(head, max);
+  }
+  return truncate(maskSqlLiterals(text, 'postgres'), max);
+}
+
 function queryTags(text: string | undefined, values: unknown, options: PgOptions): TagMap {
   const tags = clientTags(COMPONENT);
   tags[TAG.DB_TYPE] = DB_TYPE_SQL;
   const max = maxLength(options);
-  if (text !== undefined) {
-    tags[TAG.DB_STATEMENT] = truncate(options.recordRawStatement === true ? text : maskSqlLiterals(text, 'postgres'), max);
-  }
+  if (text !== undefined) tags[TAG.DB_STATEMENT] = options.recordRawStatement === true ? truncate(text, max) : maskedStatement(text, max);
   if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = serializeParameters(values, max);
   return tags;
 }
