@@ -12,6 +12,7 @@ import { spanInContext } from '../src';
 import { redactPath, redactUrl } from '../src/redact';
 import { CANARY, findSecret } from './helpers/canary';
 import { PG, REDIS, uniqueName } from './helpers/db';
+import { record } from './helpers/reliability';
 import { request } from './helpers/requests';
 import { startHttpServer, type TestServer } from './helpers/servers';
 import { tag, useTracing, type JaegerSpan } from './helpers/tracing';
@@ -34,8 +35,17 @@ const URLS: Array<[string, string]> = [
   [`/login?next=/cb?token=${CANARY}`, '/login?next=/cb?token=REDACTED'],
 ];
 
-function assertClean(spans: JaegerSpan[]): void {
+/** Asserts that no span holds the canary, and counts them for docs/RELIABILITY.md. */
+function assertClean(spans: JaegerSpan[], client: string, placements: string): void {
   for (const s of spans) assert.deepStrictEqual(findSecret(s), [], `${s.operationName}: ${findSecret(s).join(', ')}`);
+  record(`secrets.canary.echoed.${client}`, {
+    area: 'Secrets',
+    what: `${client}: the canary as ${placements}`,
+    unit: 'spans scanned',
+    lostMeans: 'the canary in an operation name, a tag value or a log field (error objects as the tracer serializes them)',
+    tried: spans.length,
+    lost: 0,
+  });
 }
 
 describe('secrets echoed or hidden in URLs stay out of spans', () => {
@@ -64,7 +74,7 @@ describe('secrets echoed or hidden in URLs stay out of spans', () => {
       parent.finish();
       const spans = t.spans().filter((s) => s.operationName !== 'parent');
       assert.strictEqual(spans.length, URLS.length * 3);
-      assertClean(spans);
+      assertClean(spans, 'http, fetch, undici', 'the value of 14 more secret query names, a `;`-separated pair, a path parameter, the credentials and secrets of a URL-valued parameter (raw and percent-encoded)');
     });
   });
 });
@@ -91,7 +101,7 @@ describe('secrets echoed by PostgreSQL and Redis stay out of spans', () => {
     }
     const spans = t.spans().filter((s) => tag(s, 'component') === 'pg');
     assert.strictEqual(spans.filter((s) => tag(s, 'error') === true).length, 6);
-    assertClean(spans);
+    assertClean(spans, 'pg', 'SQL string literals, a dollar-quoted body and a comment in the statement, parameter values PostgreSQL echoes in errors (array elements, JSON, a Buffer, a plpgsql RAISE)');
   });
 
   it('ioredis: a script error_reply, an ACL rule, an unknown subcommand', async () => {
@@ -110,6 +120,6 @@ describe('secrets echoed by PostgreSQL and Redis stay out of spans', () => {
     }
     const spans = t.spans().filter((s) => tag(s, 'component') === 'ioredis');
     assert.ok(spans.filter((s) => tag(s, 'error') === true).length >= 4);
-    assertClean(spans);
+    assertClean(spans, 'ioredis', "arguments Redis echoes in reply errors (a script's error_reply, an ACL SETUSER rule, unknown subcommands)");
   });
 });
