@@ -274,4 +274,6 @@ export interface IoredisModule {
   prototype: IoredisClient;
   Cluster?: { prototype: IoredisClusterPrototype };
   Pipeline?: { prototype: IoredisPipeline };
+  /** Connects through Redis Sentinel; `connectToSentinel` makes its own clients to the sentinels (connectors/SentinelConnector). */
+  SentinelConnector?: { prototype: { connectToSentinel?(...args: unknown[]): unknown } };
 }

@@ -81,6 +81,37 @@ describe('ioredis: connection lifecycle', () => {
     }
   });
 
+  it('an auto-pipeline rejected as a whole ends the spans of its commands with its error', async () => {
+    // What Pipeline.exec does for a Cluster batch whose keys no longer share a
+    // slot (a slot moved between queueing and exec): it rejects the pipeline
+    // and never settles its commands; each caller gets the pipeline's error.
+    const redis = new Redis({ ...REDIS, enableAutoPipelining: true });
+    const key = uniqueName('ot_auto');
+    try {
+      await redis.ping();
+      t.clear();
+      const calls = [redis.set(`${key}:1`, 'a', 'EX', 60), redis.get(`${key}:2`)].map((p) => p.then(() => 'ok', (e: Error) => e.message));
+      const pending = (redis as unknown as { _autoPipelines: Map<string, { reject(err: Error): void; exec: unknown }> })._autoPipelines;
+      const [pipeline] = [...pending.values()];
+      const exec = pipeline.exec as (...args: unknown[]) => unknown;
+      pipeline.exec = function (this: typeof pipeline, ...args: unknown[]) {
+        const result = exec.apply(this, args);
+        this.reject(new Error('All keys in the pipeline should belong to the same slots allocation group'));
+        return result;
+      };
+      assert.deepStrictEqual(await Promise.all(calls), [
+        'All keys in the pipeline should belong to the same slots allocation group',
+        'All keys in the pipeline should belong to the same slots allocation group',
+      ]);
+      await waitFor(() => t.accounting.open.size === 0, 2000, 'every command span ended');
+      assert.deepStrictEqual(names().sort(), ['redis:GET', 'redis:SET']);
+      for (const span of t.spans()) assert.strictEqual(tag(span, 'error'), true);
+    } finally {
+      await redis.del(`${key}:1`);
+      redis.disconnect();
+    }
+  });
+
   it('a command the application sends from its ready listener is traced', async () => {
     const redis = new Redis({ ...REDIS, lazyConnect: true });
     try {

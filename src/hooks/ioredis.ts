@@ -61,6 +61,16 @@ const HANDSHAKE_COMMANDS = new Set(['auth', 'hello', 'select', 'client', 'readon
 const readyTurn = new WeakSet<object>();
 
 /**
+ * Clients ioredis makes for itself: a SentinelConnector's connections to the
+ * sentinels (SENTINEL get-master-addr-by-name, the failover detector's
+ * SUBSCRIBE +switch-master). All their commands are housekeeping.
+ */
+const ownClients = new WeakSet<object>();
+
+/** Auto-pipelines whose whole-batch failure is followed (see `followAutoPipeline`). */
+const followedAuto = new WeakSet<object>();
+
+/**
  * Cluster methods that only talk to the cluster about itself: the slot-table
  * refresh (`CLUSTER SLOTS` on a throw-away connection, at connect, after a
  * MOVED and every `slotsRefreshInterval`) and the ready check (`CLUSTER
@@ -415,7 +425,7 @@ function tracedSendCommand(
  * trace (at shutdown: it would be a trace of its own, with nothing to say).
  */
 function isHousekeeping(client: IoredisClient, command: IoredisCommand): boolean {
-  if (readyTurn.has(client)) return true;
+  if (readyTurn.has(client) || ownClients.has(client)) return true;
   const name = command.name.toLowerCase();
   if (client.status === 'connect' && HANDSHAKE_COMMANDS.has(name)) return true;
   return name === 'quit' && getCurrentSpan() === undefined;
@@ -496,8 +506,40 @@ function tracedPipelineSendCommand(original: IoredisPipeline['sendCommand'], pip
   return original.apply(pipeline, args as never);
 }
 
+/**
+ * An auto-pipeline that fails as a whole (a Cluster batch whose keys no
+ * longer share a slot: Pipeline.exec rejects the pipeline and never settles
+ * its commands; autoPipelining.js hands the error to each caller) ends the
+ * spans of its traced commands with that error.
+ */
+function followAutoPipeline(pipeline: IoredisPipeline): void {
+  if (followedAuto.has(pipeline)) return;
+  followedAuto.add(pipeline);
+  const reject = pipeline.reject;
+  if (typeof reject !== 'function') return;
+  pipeline.reject = function (this: unknown, err: unknown) {
+    const result = reject.apply(this, arguments as never);
+    try {
+      for (const c of Array.isArray(pipeline._queue) ? pipeline._queue : []) {
+        const owner = c[OWNER] as Owner | undefined;
+        if (owner !== undefined && owner !== UNTRACED && !owner.done) finish(owner, err ?? new Error('ioredis pipeline rejected'));
+      }
+    } catch (finishErr) {
+      logOnce('ioredis:auto-reject', 'could not end the spans of a failed ioredis auto-pipeline', finishErr);
+    }
+    return result;
+  };
+}
+
 /** Pipeline.prototype.exec: one span for the batch, from the exec call to its results. */
 function tracedExec(original: IoredisPipeline['exec'], pipeline: IoredisPipeline, args: IArguments): unknown {
+  if (pipeline[AUTO] === true) {
+    try {
+      followAutoPipeline(pipeline);
+    } catch (err) {
+      logOnce('ioredis:auto-follow', 'could not follow an ioredis auto-pipeline', err);
+    }
+  }
   // Already traced (a Cluster retry or a delayed exec), auto-pipelined, or the
   // call of a MULTI pipeline that only queues its EXEC (transaction.js calls exec twice).
   if (pipeline[OWNER] !== undefined || pipeline[AUTO] === true || pipeline._transactions > 0) {
@@ -615,6 +657,16 @@ export const ioredis: Instrumentation<IoredisModule> = {
         );
       }
     }
+    const sentinel = exports.SentinelConnector?.prototype;
+    if (sentinel !== undefined && typeof sentinel.connectToSentinel === 'function') {
+      wrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel', (original) =>
+        function connectToSentinel(this: unknown) {
+          const client = original.apply(this, arguments as never);
+          if (client !== null && typeof client === 'object') ownClients.add(client);
+          return client;
+        },
+      );
+    }
     const pipeline = exports.Pipeline?.prototype;
     if (pipeline !== undefined) {
       wrapMethod(pipeline, 'exec', (original) =>
@@ -641,6 +693,8 @@ export const ioredis: Instrumentation<IoredisModule> = {
       unwrapMethod(cluster, 'sendCommand');
       for (const name of CLUSTER_HOUSEKEEPING) unwrapMethod(cluster, name);
     }
+    const sentinel = exports.SentinelConnector?.prototype;
+    if (sentinel !== undefined) unwrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel');
     const pipeline = exports.Pipeline?.prototype;
     if (pipeline !== undefined) {
       unwrapMethod(pipeline, 'exec');
