@@ -8,7 +8,7 @@
  */
 import type * as httpTypes from 'http';
 
-export const CLIENT_NAMES = ['http', 'axios', 'fetch', 'pg', 'ioredis'] as const;
+export const CLIENT_NAMES = ['http', 'axios', 'fetch', 'pg', 'ioredis', 'mysql2'] as const;
 export type ClientName = (typeof CLIENT_NAMES)[number];
 
 export interface Targets {
@@ -102,6 +102,18 @@ async function ioredisClient(): Promise<Client> {
   };
 }
 
+async function mysql2Client(): Promise<Client> {
+  const mysql = require('mysql2') as typeof import('mysql2');
+  const pool = mysql.createPool({ host: '127.0.0.1', port: 3306, user: 'root', database: 'test', connectionLimit: 8 });
+  const query = (): Promise<void> => new Promise((resolve, reject) => pool.query('SELECT 1', (err) => (err ? reject(err) : resolve())));
+  await query();
+  return {
+    name: 'mysql2',
+    call: query,
+    close: () => new Promise((resolve) => pool.end(() => resolve())),
+  };
+}
+
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 export async function makeClient(name: ClientName, targets: Targets): Promise<Client> {
@@ -116,5 +128,7 @@ export async function makeClient(name: ClientName, targets: Targets): Promise<Cl
       return pgClient();
     case 'ioredis':
       return ioredisClient();
+    case 'mysql2':
+      return mysql2Client();
   }
 }

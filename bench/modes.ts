@@ -10,7 +10,7 @@
  *   2b   this library, jaeger-client with a reporter that drops spans
  *   3    this library, jaeger-client's UDP reporter to a local UDP sink (what a user pays)
  *   3u   as 3, with the sampler off (every trace unsampled)
- *   4    OpenTelemetry's http, undici, pg and ioredis instrumentations, SDK with a processor that drops spans
+ *   4    OpenTelemetry's http, undici, pg, ioredis and mysql2 instrumentations, SDK with a processor that drops spans
  *   4u   as 4, with the sampler off
  *
  * Calls run inside a parent span of the mode's tracer, as they would inside
@@ -70,6 +70,7 @@ const OUR_PATCH: Record<ClientName, OurPatchName> = {
   fetch: 'fetch',
   pg: 'pg',
   ioredis: 'ioredis',
+  mysql2: 'mysql2',
 };
 
 function ours(mode: ModeId, config: ModeConfig): Controller {
@@ -131,6 +132,7 @@ function otel(mode: ModeId): Controller {
   const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici') as typeof import('@opentelemetry/instrumentation-undici');
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
   const { IORedisInstrumentation } = require('@opentelemetry/instrumentation-ioredis') as typeof import('@opentelemetry/instrumentation-ioredis');
+  const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
 
   const sampler = mode === '4u' ? new base.AlwaysOffSampler() : new base.AlwaysOnSampler();
   const provider = new NodeTracerProvider({ sampler, spanProcessors: [new base.NoopSpanProcessor()] });
@@ -141,6 +143,7 @@ function otel(mode: ModeId): Controller {
     new UndiciInstrumentation(),
     new PgInstrumentation(),
     new IORedisInstrumentation(),
+    new MySQL2Instrumentation(),
   ];
   // Enables them (require hooks in place before the clients load).
   registerInstrumentations({ instrumentations, tracerProvider: provider });
@@ -203,6 +206,11 @@ function floor(): Controller {
   sites.push([pg.Client.prototype, 'query'], [pg.Client.prototype, 'connect'], [Pool.prototype, 'query'], [Pool.prototype, 'connect']);
   const Redis = require('ioredis') as { prototype: Record<string, unknown> };
   sites.push([Redis.prototype, 'sendCommand']);
+  // mysql2 3.11.5+: the methods live on the base classes the exported ones extend.
+  const mysql2 = require('mysql2') as { Connection: { prototype: object }; Pool: { prototype: object } };
+  const connectionBase = Object.getPrototypeOf(mysql2.Connection.prototype) as Record<string, unknown>;
+  const poolBase = Object.getPrototypeOf(mysql2.Pool.prototype) as Record<string, unknown>;
+  sites.push([connectionBase, 'query'], [connectionBase, 'execute'], [poolBase, 'query'], [poolBase, 'execute'], [poolBase, 'getConnection']);
   const dc = require('diagnostics_channel') as typeof import('diagnostics_channel');
   const onCreate = (): void => undefined;
   const originals = sites.map(([target, name]) => target[name] as AnyFn);

@@ -53,6 +53,8 @@ export const REDIRECT = {
 export const OPERATION_PREFIX = {
   PG: 'pg:',
   REDIS: 'redis:',
+  /** mysql2 and mysql: `mysql:SELECT`. */
+  MYSQL: 'mysql:',
 } as const;
 
 /** What replaces a secret in a tag value (URL credentials, secret query values). */

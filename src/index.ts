@@ -27,3 +27,6 @@ export type {
 } from './options';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
 export type { JaegerConfig, JaegerOptions, JaegerTracer } from './tracer';
+export { registerW3CCodec, W3CTraceContextCodec } from './w3c';
+export type { CodecRegistry, PropagationFormat, W3CCodecOptions } from './w3c';
+export type { InstrumentationTracerOptions } from './env-config';

@@ -277,3 +277,76 @@ export interface IoredisModule {
   /** Connects through Redis Sentinel; `connectToSentinel` makes its own clients to the sentinels (connectors/SentinelConnector). */
   SentinelConnector?: { prototype: { connectToSentinel?(...args: unknown[]): unknown } };
 }
+
+// ---------------------------------------------------------------------------
+// mysql2 3.x and mysql 2.x
+
+/**
+ * The connection settings both drivers keep on a connection (`config`: mysql2's
+ * lib/connection_config.js, mysql's lib/ConnectionConfig.js) and on a pool
+ * (`config.connectionConfig`).
+ */
+export interface MysqlConnectionConfig {
+  host?: unknown;
+  port?: unknown;
+  socketPath?: unknown;
+  user?: unknown;
+  database?: unknown;
+}
+
+/**
+ * A command of either driver, what `query()`/`execute()` return: an
+ * EventEmitter (`fields`, `result`, `end`, `error`) with its callback
+ * (mysql2's lib/commands/command.js `onResult`, mysql's
+ * lib/protocol/sequences/Sequence.js `_callback`) and its statement text.
+ */
+export interface MysqlCommand {
+  sql?: unknown;
+  values?: unknown;
+  onResult?: unknown;
+  _callback?: unknown;
+  emit(event: string | symbol, ...args: unknown[]): boolean;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+  once(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** mysql2's `Connection` (lib/base/connection.js since 3.11.5, lib/connection.js before). */
+export interface Mysql2ConnectionInternals {
+  config?: MysqlConnectionConfig;
+  addCommand?: unknown;
+  /** What `addCommand` becomes once the connection is closed (same files). */
+  _addCommandClosedState?: unknown;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+  removeListener(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** mysql2's `Pool` (lib/base/pool.js since 3.11.5, lib/pool.js before). */
+export interface Mysql2PoolInternals {
+  config?: { connectionConfig?: MysqlConnectionConfig };
+}
+
+/** mysql2's `PreparedStatementInfo` (lib/commands/prepare.js), what `prepare()` hands back. */
+export interface Mysql2PreparedStatement {
+  query?: unknown;
+  _connection?: Mysql2ConnectionInternals;
+  execute(this: Mysql2PreparedStatement, ...args: unknown[]): unknown;
+}
+
+/** mysql2's exports (index.js). */
+export interface Mysql2Module {
+  Connection?: { prototype: object };
+  Pool?: { prototype: object };
+}
+
+/** mysql's `Connection` (lib/Connection.js). */
+export interface MysqlConnectionInternals {
+  config?: MysqlConnectionConfig;
+  state?: unknown;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+  removeListener(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** mysql's `Pool` (lib/Pool.js). */
+export interface MysqlPoolInternals {
+  config?: { connectionConfig?: MysqlConnectionConfig };
+}

@@ -7,10 +7,10 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'http';
 import { globalTracer, type Span, type Tracer } from 'opentracing';
 import { compilePropagationRules, type PropagationRules } from './propagation';
 
-/** The libraries this package can instrument. */
-export type PatchName = 'http' | 'https' | 'axios' | 'fetch' | 'pg' | 'ioredis' | 'http-server';
+import { PATCH_NAMES, type OptionsByPatch, type PatchName } from './hooks';
 
-export const PATCH_NAMES: readonly PatchName[] = ['http', 'https', 'axios', 'fetch', 'pg', 'ioredis', 'http-server'];
+export { PATCH_NAMES };
+export type { OptionsByPatch, PatchName };
 
 /** Options every patch accepts. */
 export interface PatchOptions<Request = unknown, Response = unknown> {
@@ -152,6 +152,44 @@ export interface PgOptions extends PatchOptions<PgQueryConfig, PgQueryResult | P
   recordRawStatement?: boolean;
 }
 
+/**
+ * What the `mysql2` and `mysql` request hooks receive: the statement as the
+ * application wrote it (before the driver inlines `values` into it) and the
+ * values given with it.
+ */
+export interface MysqlQuery {
+  sql: string | undefined;
+  values?: unknown;
+}
+
+/**
+ * Options of the `mysql2` and `mysql` patches. The response hook receives
+ * what the driver hands the callback (or the promise API resolves with) as
+ * its results: rows, a `ResultSetHeader`/`OkPacket`, or an array of them for
+ * a multi-statement query; `undefined` for the emitter and stream forms,
+ * whose rows went to the application's listeners.
+ */
+export interface MysqlOptions extends PatchOptions<MysqlQuery, unknown> {
+  /**
+   * Longest `db.statement` (and `db.parameters`) recorded, in characters;
+   * longer text is cut there and ends with `…`. Default: 4096.
+   */
+  maxStatementLength?: number;
+  /**
+   * Records the values given with a statement (`query(sql, values)`,
+   * `execute(sql, values)`, `statement.execute(values)`) as the
+   * `db.parameters` tag (JSON), and leaves them in logged errors. They may
+   * hold personal data or secrets: opt in knowingly. Default: false.
+   */
+  captureParameters?: boolean;
+  /**
+   * Records the statement text as written in `db.statement`. By default its
+   * literal values (strings, numbers) are replaced with `?` and its comments
+   * removed; placeholders (`?`, `:name`) stay. Default: false.
+   */
+  recordRawStatement?: boolean;
+}
+
 /** What the `ioredis` request hook receives. */
 export interface IoredisRequest {
   /** The command name as sent, lower case (`'get'`), or `'pipeline'` / `'multi'` for a batch. */
@@ -220,8 +258,11 @@ export interface HttpServerOptions extends PatchOptions<IncomingMessage, ServerR
   isErrorStatus?: (status: number) => boolean;
 }
 
+/** One options object per patch, keyed by its patch name (derived from the registry). */
+export type OptionsPerPatch = { [P in PatchName]?: OptionsByPatch[P] };
+
 /** Options of `installAllPatches` / `installPatches`. */
-export interface InstrumentationOptions {
+export interface InstrumentationOptions extends OptionsPerPatch {
   /**
    * The tracer spans are started with. Default: the OpenTracing global tracer,
    * looked up at each call, so a tracer registered after install is used.
@@ -236,28 +277,10 @@ export interface InstrumentationOptions {
   propagateTo?: ReadonlyArray<string | RegExp>;
   /** When false, baggage is never sent downstream. Default: true. */
   propagateBaggage?: boolean;
-  http?: HttpClientOptions;
-  https?: HttpClientOptions;
-  axios?: AxiosOptions;
-  fetch?: FetchOptions;
-  pg?: PgOptions;
-  ioredis?: IoredisOptions;
-  'http-server'?: HttpServerOptions;
-}
-
-/** Per patch, the options interface that patch takes. */
-export interface OptionsByPatch {
-  http: HttpClientOptions;
-  https: HttpClientOptions;
-  axios: AxiosOptions;
-  fetch: FetchOptions;
-  pg: PgOptions;
-  ioredis: IoredisOptions;
-  'http-server': HttpServerOptions;
 }
 
 /** The response hook of patch `P`. */
-export type ResponseHookOf<P extends PatchName> = NonNullable<OptionsByPatch[P]['responseHook']>;
+export type ResponseHookOf<P extends PatchName> = OptionsByPatch[P] extends { responseHook?: infer H } ? NonNullable<H> : never;
 
 interface LiveConfig {
   tracer: Tracer | undefined;
@@ -266,7 +289,9 @@ interface LiveConfig {
 }
 
 function emptyPatches(): LiveConfig['patches'] {
-  return { http: {}, https: {}, axios: {}, fetch: {}, pg: {}, ioredis: {}, 'http-server': {} };
+  const patches = {} as Record<PatchName, object>;
+  for (const name of PATCH_NAMES) patches[name] = {};
+  return patches as LiveConfig['patches'];
 }
 
 const live: LiveConfig = {
@@ -323,5 +348,5 @@ export function propagationRules(): PropagationRules {
 export function setResponseHook<P extends PatchName>(patch: P, hook: ResponseHookOf<P> | null): void {
   if (!PATCH_NAMES.includes(patch)) throw new TypeError(`unknown patch name: ${String(patch)}`);
   if (hook !== null && typeof hook !== 'function') throw new TypeError('a response hook must be a function or null');
-  live.patches[patch] = { ...live.patches[patch], responseHook: hook };
+  live.patches[patch] = { ...(live.patches[patch] as object), responseHook: hook } as OptionsByPatch[P];
 }

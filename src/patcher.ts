@@ -10,21 +10,9 @@ import { logOnce } from './logger';
 import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
 import { hookRequire, type RequireHook } from './require-hook';
 import { esmPackagesFrom, hookEsmLoader } from './esm-hook';
+import type { Instrumentation } from './instrumentation';
 
-/**
- * One instrumented module. A library may need several (pg: `pg` and
- * `pg-pool`); each hook file exports them, and `src/hooks/index.ts` lists them.
- */
-export interface Instrumentation<Exports = unknown> {
-  /** The patch name users enable it by. */
-  readonly name: PatchName;
-  /** The module whose exports `patch` receives: a package name or a Node builtin. */
-  readonly module: string;
-  /** Wraps what it needs in `exports`. May throw: the registry contains it. */
-  patch(exports: Exports): void;
-  /** Puts back exactly what `patch` replaced. */
-  unpatch(exports: Exports): void;
-}
+export type { Instrumentation } from './instrumentation';
 
 type AnyInstrumentation = Instrumentation<never>;
 

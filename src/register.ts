@@ -11,12 +11,14 @@ import { isEsmEntry } from './esm-hook';
 import { hookEsmImports, installPatches } from './patcher';
 import { PATCH_NAMES, type PatchName } from './options';
 import { initTracerFromEnv, isGlobalTracerRegistered } from './tracer';
+import { info, isLevelEnabled, warn as logWarn } from './logger';
+import { tracerSetup } from './env-config';
 
 /** Comma-separated patch names that `register` leaves off, e.g. `pg,ioredis`. */
 export const DISABLE_ENV = 'OPENTRACING_INSTRUMENTATION_DISABLE';
 
 function warn(message: string): void {
-  process.stderr.write(`opentracing-instrumentation: ${message}\n`);
+  logWarn(message);
 }
 
 /** The name of the nearest package.json above `dir`, if any. */
@@ -56,14 +58,34 @@ export function patchesFromEnv(env: NodeJS.ProcessEnv = process.env): PatchName[
   return PATCH_NAMES.filter((name) => !off.has(name));
 }
 
+/** At `info` level: one line saying what `register` set up (src/env-config.ts knows the tracer's setup). */
+function startupLine(ownTracer: boolean, patches: readonly PatchName[]): void {
+  if (!isLevelEnabled('info')) return;
+  const setup = ownTracer ? tracerSetup() : undefined;
+  const exporter = process.env.OPENTRACING_INSTRUMENTATION_EXPORTER || 'jaeger';
+  const tracer =
+    setup === undefined
+      ? 'tracer: the global tracer already registered'
+      : setup.disabled
+        ? `service ${setup.serviceName ?? '?'}: tracing disabled (JAEGER_DISABLED)`
+        : `service ${setup.serviceName ?? '?'}, exporter ${exporter}${exporter === 'jaeger' ? ` (${setup.target})` : ''}, sampler ${setup.sampler}, propagation ${setup.propagation.join(',')}`;
+  info(`started: ${tracer}; patches: ${patches.join(', ') || 'none'}`);
+}
+
 export function register(): void {
+  let ownTracer = false;
   try {
-    if (!isGlobalTracerRegistered()) initTracerFromEnv({ serviceName: defaultServiceName() });
+    if (!isGlobalTracerRegistered()) {
+      initTracerFromEnv({ serviceName: defaultServiceName() });
+      ownTracer = true;
+    }
   } catch (err) {
     warn(`could not create the jaeger tracer (${(err as Error).message}); spans go to the no-op tracer`);
   }
   try {
-    installPatches(patchesFromEnv());
+    const patches = patchesFromEnv();
+    installPatches(patches);
+    startupLine(ownTracer, patches);
   } catch (err) {
     warn(`could not install the patches (${(err as Error).message}); the application runs untraced`);
   }

@@ -16,6 +16,7 @@ import * as jaeger from 'jaeger-client';
 import { globalTracer, initGlobalTracer, Span as NoopSpan, type Tracer } from 'opentracing';
 import { suppressInstrumentation } from './context';
 import { logOnce } from './logger';
+import { prepareTracer, type InstrumentationTracerOptions } from './env-config';
 import type { JaegerReporterInternals } from './internal-types';
 import { QueuedUdpSender, queuedSpans, queueReports, withQueuedUdpSender } from './reporter';
 
@@ -144,10 +145,13 @@ let exitHandlersInstalled = false;
  * Creates a jaeger tracer from `config` (jaeger-client's `TracingConfig`),
  * registers it as the OpenTracing global tracer and returns it.
  */
-export function initTracer(config: JaegerConfig, options?: JaegerOptions): JaegerTracer {
+export function initTracer(config: JaegerConfig, options?: JaegerOptions & InstrumentationTracerOptions): JaegerTracer {
+  const prepared = prepareTracer(config, options, false); // src/env-config.ts: propagation, logger
+  const cfg = withDefaults(prepared.config, false);
   const tracer = suppressInstrumentation(() =>
-    withQueuedUdpSender(() => jaeger.initTracer(withDefaults(config, false), options ?? {})),
+    withQueuedUdpSender(() => jaeger.initTracer(cfg, prepared.options)),
   );
+  prepared.finish(tracer, cfg);
   return adopt(tame(tracer));
 }
 
@@ -156,10 +160,13 @@ export function initTracer(config: JaegerConfig, options?: JaegerOptions): Jaege
  * as in jaeger-client's `initTracerFromEnv` (`JAEGER_SERVICE_NAME`,
  * `JAEGER_AGENT_HOST`, `JAEGER_ENDPOINT`, `JAEGER_SAMPLER_TYPE`, ...).
  */
-export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions): JaegerTracer {
+export function initTracerFromEnv(config?: JaegerConfig, options?: JaegerOptions & InstrumentationTracerOptions): JaegerTracer {
+  const prepared = prepareTracer(config, options, true); // src/env-config.ts: checks the environment, propagation, logger
+  const cfg = withDefaults(prepared.config, true);
   const tracer = suppressInstrumentation(() =>
-    withQueuedUdpSender(() => jaeger.initTracerFromEnv(withDefaults(config, true), options ?? {})),
+    withQueuedUdpSender(() => jaeger.initTracerFromEnv(cfg, prepared.options)),
   );
+  prepared.finish(tracer, cfg);
   return adopt(tame(tracer));
 }
 

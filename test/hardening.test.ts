@@ -199,7 +199,7 @@ describe('isErrorStatus: only true marks an error', () => {
     assert.strictEqual(run.code, 0, run.stderr);
     const lines = run.stderr.split('\n').filter((l) => l.includes('not a boolean'));
     assert.deepStrictEqual(
-      lines.map((l) => l.replace(/^.*?: /, '')).sort(),
+      lines.map((l) => l.replace(/^.*?(isErrorStatus)/, '$1')).sort(),
       [
         'isErrorStatus of the http patch returned object, not a boolean; only true marks an error',
         'isErrorStatus of the http-server patch returned string, not a boolean; only true marks an error',

@@ -26,7 +26,7 @@ import { getCurrentSpan, isSuppressed, runWithOuterClient, suppressInstrumentati
 import type { AxiosAdapter, AxiosConfig, AxiosContext, AxiosExports, AxiosPrototype } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type AxiosRequestConfigLike, type AxiosResponseLike } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { redactUrl } from '../redact';
 import {
   addUrlPeerTags,

@@ -53,7 +53,7 @@ import {
 import type { UndiciRequest, UndiciResponseHead } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type FetchRequestLike, type FetchResponseLike } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { redactParsedUrl, redactUrl } from '../redact';
 import { unwrapMethod, wrapMethod } from '../wrap';
 import {

@@ -14,7 +14,7 @@ import type * as http from 'http';
 import type { IncomingMessage, ServerResponse } from 'http';
 import { spanInContext } from '../context';
 import { optionsOf } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { runInServerSpan, trackRequest, type ServerSpanState } from '../server';
 import { unwrapMethod, wrapMethod } from '../wrap';
 

@@ -18,7 +18,7 @@ import { activeOuterClient, isSuppressed, type OuterClient } from '../context';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type HttpClientOptions } from '../options';
 import type { DumpableResponse } from '../internal-types';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { redactPath, redactUrl } from '../redact';
 import {
   addPeerTags,

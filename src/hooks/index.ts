@@ -1,37 +1,89 @@
 /**
- * The registry of instrumented modules. Adding a library means adding its
- * file in this folder and its entries here.
+ * The registry of instrumented libraries: the single source of truth for
+ * the patch names (`PatchName`), the option keys of `InstrumentationOptions`
+ * and their types, and the list `register` reads its environment against.
+ * Adding a library means adding its hook file in this folder and one entry
+ * here.
  *
- * Each entry names its patch and module and says how to load its hook file;
- * the registry loads a hook file only when its module is in use (found
- * loaded at install, or required later), so an application without axios,
- * pg or ioredis never loads their hooks (startup cost of `-r register`).
+ * Each entry names the module(s) a patch hooks, the versions it supports and
+ * how to load its hook file; the patcher loads a hook file only when its
+ * module is in use (found loaded at install, or required later), so an
+ * application without axios, pg or ioredis never loads their hooks (startup
+ * cost of `-r register`).
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
-import type { PatchName } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
+import type {
+  AxiosOptions,
+  FetchOptions,
+  HttpClientOptions,
+  HttpServerOptions,
+  IoredisOptions,
+  MysqlOptions,
+  PatchOptions,
+  PgOptions,
+} from '../options';
 
-/** One instrumented module, with its hook file loaded on demand. */
-export interface Registration {
-  /** The patch name users enable it by (the hook's own `name`). */
-  readonly name: PatchName;
-  /** The module the hook patches (the hook's own `module`). */
+/** One module a patch hooks, with its hook loaded on demand. */
+export interface ModuleEntry {
+  /** The module the hook patches: a package name or a Node builtin. */
   readonly module: string;
+  /** Supported versions of `module` (semver range); omitted for builtins. */
+  readonly versions?: string;
   /** Loads the hook file and returns the hook. */
   readonly load: () => Instrumentation<never>;
 }
 
+/** A patch: the modules it hooks; `Options` is the type of its options (type-level only). */
+export interface PatchEntry<Options> {
+  readonly modules: readonly ModuleEntry[];
+  /** Never set: carries the options type for `OptionsByPatch`. */
+  readonly options?: Options;
+}
+
+function patch<Options extends PatchOptions<never, never>>(...modules: ModuleEntry[]): PatchEntry<Options> {
+  return { modules };
+}
+
 type Hook = Instrumentation<never>;
 
-export const instrumentations: ReadonlyArray<Registration> = [
-  { name: 'http', module: 'http', load: () => (require('./http') as typeof import('./http')).httpClient as Hook },
-  { name: 'https', module: 'https', load: () => (require('./http') as typeof import('./http')).httpsClient as Hook },
-  { name: 'http-server', module: 'http', load: () => (require('./http-server') as typeof import('./http-server')).httpServer as Hook },
-  { name: 'http-server', module: 'https', load: () => (require('./http-server') as typeof import('./http-server')).httpsServer as Hook },
-  { name: 'axios', module: 'axios', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook },
-  { name: 'fetch', module: 'diagnostics_channel', load: () => (require('./fetch') as typeof import('./fetch')).fetchClient as Hook },
-  { name: 'fetch', module: 'undici', load: () => (require('./fetch') as typeof import('./fetch')).undiciDispatchers as Hook },
-  { name: 'pg', module: 'pg', load: () => (require('./pg') as typeof import('./pg')).pgClient as Hook },
-  { name: 'pg', module: 'pg-pool', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
-  { name: 'ioredis', module: 'ioredis', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook },
-];
+export const PATCHES = {
+  http: patch<HttpClientOptions>({ module: 'http', load: () => (require('./http') as typeof import('./http')).httpClient as Hook }),
+  https: patch<HttpClientOptions>({ module: 'https', load: () => (require('./http') as typeof import('./http')).httpsClient as Hook }),
+  'http-server': patch<HttpServerOptions>(
+    { module: 'http', load: () => (require('./http-server') as typeof import('./http-server')).httpServer as Hook },
+    { module: 'https', load: () => (require('./http-server') as typeof import('./http-server')).httpsServer as Hook },
+  ),
+  axios: patch<AxiosOptions>({ module: 'axios', versions: '>=1 <2', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook }),
+  fetch: patch<FetchOptions>(
+    { module: 'diagnostics_channel', load: () => (require('./fetch') as typeof import('./fetch')).fetchClient as Hook },
+    { module: 'undici', versions: '>=6 <8', load: () => (require('./fetch') as typeof import('./fetch')).undiciDispatchers as Hook },
+  ),
+  pg: patch<PgOptions>(
+    { module: 'pg', versions: '>=8 <9', load: () => (require('./pg') as typeof import('./pg')).pgClient as Hook },
+    { module: 'pg-pool', versions: '>=3 <4', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
+  ),
+  ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
+  mysql2: patch<MysqlOptions>({ module: 'mysql2', versions: '>=3 <4', load: () => (require('./mysql2') as typeof import('./mysql2')).mysql2 as Hook }),
+  mysql: patch<MysqlOptions>({ module: 'mysql', versions: '>=2 <3', load: () => (require('./mysql') as typeof import('./mysql')).mysql as Hook }),
+};
+
+/** The libraries this package can instrument: the registry's keys. */
+export type PatchName = keyof typeof PATCHES;
+
+/** Per patch, the options interface that patch takes. */
+export type OptionsByPatch = { [P in PatchName]: (typeof PATCHES)[P] extends PatchEntry<infer O> ? O : never };
+
+/** Every patch name, in registry order. */
+export const PATCH_NAMES = Object.keys(PATCHES) as readonly PatchName[];
+
+/** One module of one patch, as the patcher tracks it. */
+export interface Registration extends ModuleEntry {
+  /** The patch name users enable it by. */
+  readonly name: PatchName;
+}
+
+/** Every (patch, module) pair, flattened. */
+export const instrumentations: ReadonlyArray<Registration> = PATCH_NAMES.flatMap((name) =>
+  PATCHES[name].modules.map((entry) => ({ ...entry, name })),
+);

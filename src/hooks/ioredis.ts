@@ -19,7 +19,7 @@ import { bindToCurrentContext, getCurrentSpan, isSuppressed, suppressInstrumenta
 import type { IoredisClient, IoredisCommand, IoredisModule, IoredisPipeline } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
 import { redactErrorFields, redactValues } from '../redact';
 import { truncate } from '../sql';

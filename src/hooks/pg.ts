@@ -21,7 +21,7 @@ import { activeOuterClient, bindToCurrentContext, isSuppressed, runWithOuterClie
 import type { PgClientInternals, PgClientPrototype, PgModule, PgPoolClass, PgPoolInternals, PgPromiseClass, PgPromiseExecutor, PgSubmittable } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } from '../options';
-import type { Instrumentation } from '../patcher';
+import type { Instrumentation } from '../instrumentation';
 import { redactErrorFields, redactValues } from '../redact';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
 import { maskSqlLiterals, sqlVerb, truncate } from '../sql';

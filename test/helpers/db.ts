@@ -14,6 +14,14 @@ export const PG = {
   database: process.env.PGDATABASE ?? 'test',
 };
 
+/** MariaDB (or MySQL): user root with an empty password, database `test` (MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_DATABASE override). */
+export const MYSQL = {
+  host: process.env.MYSQL_HOST ?? '127.0.0.1',
+  port: Number(process.env.MYSQL_PORT ?? 3306),
+  user: process.env.MYSQL_USER ?? 'root',
+  database: process.env.MYSQL_DATABASE ?? 'test',
+};
+
 export const REDIS = {
   host: process.env.REDIS_HOST ?? '127.0.0.1',
   port: Number(process.env.REDIS_PORT ?? 6379),
