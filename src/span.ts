@@ -7,7 +7,7 @@ import { isIP } from 'net';
 import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext, type Tracer } from 'opentracing';
 import { BAGGAGE_LIMIT, LOG, REDIRECT, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed, type OuterClient } from './context';
-import { logOnce } from './logger';
+import { logOnce, warnOnce } from './logger';
 import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
 import {
@@ -457,7 +457,8 @@ export function isErrorStatusBy(
   try {
     const answer = (isErrorStatus ?? isServerErrorStatus)(status);
     if (typeof answer === 'boolean') return answer;
-    logOnce(
+    // A warning: the user's predicate silently never marks an error otherwise.
+    warnOnce(
       `${patch}:isErrorStatus-type`,
       `isErrorStatus of the ${patch} patch returned ${answer === null ? 'null' : typeof answer}, not a boolean; only true marks an error`,
     );
