@@ -231,6 +231,21 @@ export interface IoredisClient {
   isCluster?: boolean;
   /** `wait`, `connecting`, `connect` (handshake in progress), `ready`, `reconnecting`, `close`, `end`. */
   status?: unknown;
+  /**
+   * Commands written before a connection closed while ready, resent on the
+   * next ready (event_handler.js closeHandler/readyHandler); never settled
+   * when the client ends instead (flushQueue leaves them).
+   */
+  prevCommandQueue?: { toArray?(): Array<{ command?: unknown }> } | null; // a Denque
+  /** Commands written and not answered yet (a Denque). */
+  commandQueue?: { toArray?(): Array<{ command?: unknown }> } | null;
+  /** The pending reconnection, when one is scheduled. */
+  reconnectTimeout?: unknown;
+  /** Set by `disconnect()`, cleared when the close it asked for is handled. */
+  manuallyClosing?: boolean;
+  disconnect?(reconnect?: boolean): unknown;
+  /** Sets `status` and emits it on the next tick (Redis.js). */
+  setStatus?(status: unknown, arg?: unknown): unknown;
   sendCommand(command: IoredisCommand, stream?: unknown, node?: unknown): unknown;
 }
 
@@ -259,6 +274,8 @@ export interface IoredisModule {
   prototype: IoredisClient;
   Cluster?: { prototype: IoredisClusterPrototype };
   Pipeline?: { prototype: IoredisPipeline };
+  /** Connects through Redis Sentinel; `connectToSentinel` makes its own clients to the sentinels (connectors/SentinelConnector). */
+  SentinelConnector?: { prototype: { connectToSentinel?(...args: unknown[]): unknown } };
 }
 
 // ---------------------------------------------------------------------------

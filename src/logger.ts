@@ -138,9 +138,12 @@ export const jaegerLogger = {
 };
 
 /**
- * Runs a user hook; a hook that throws, or returns a promise that rejects, is
- * contained and logged once per site.
- * Returns nothing: hooks only observe.
+ * Runs a user hook; a hook that throws is contained and logged once per site.
+ * A hook may be async (TypeScript lets an async function stand where the
+ * type says `=> void`): a promise it returns gets a rejection handler, so a
+ * rejection is logged once per site the same way and never reaches the
+ * process as an unhandled rejection. Returns nothing, and never waits for
+ * the hook: hooks only observe.
  */
 export function safeCall<A extends unknown[]>(
   site: string,
@@ -149,10 +152,12 @@ export function safeCall<A extends unknown[]>(
 ): void {
   if (typeof fn !== 'function') return;
   try {
-    const result = fn(...args) as unknown;
-    // An async hook: its rejection is contained too (no unhandled rejection reaches the process).
-    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-      (result as PromiseLike<unknown>).then(undefined, (err: unknown) => logOnce(`hook:${site}`, `${site} rejected; the call goes on`, err));
+    const result = fn(...args);
+    // Native promises only, as in traced.ts: calling `then` on another thenable may
+    // start work (lazy query builders run on `then`), and only a native promise's
+    // rejection ends the process. Promise.prototype.then: the promise's own `then` may be replaced.
+    if (result instanceof Promise) {
+      Promise.prototype.then.call(result, undefined, (err: unknown) => logOnce(`hook:${site}`, `${site} rejected; the call goes on`, err));
     }
   } catch (err) {
     logOnce(`hook:${site}`, `${site} threw; the call goes on`, err);

@@ -16,7 +16,9 @@ export type { OptionsByPatch, PatchName };
 export interface PatchOptions<Request = unknown, Response = unknown> {
   /**
    * Called once per call with what the library hands back, before the span
-   * finishes. A hook that throws is contained and logged. Default: none.
+   * finishes. A hook may be async; one that throws or returns a promise that
+   * rejects is contained and logged once, and the call never waits for it.
+   * Default: none.
    */
   responseHook?: ((response: Response, span: Span) => void) | null;
   /**

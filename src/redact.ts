@@ -4,41 +4,85 @@
  */
 import { REDACTED } from './constants';
 
-/** Query parameter names whose values are never recorded. */
-export const SECRET_QUERY_KEY =
-  /token|secret|passw|pwd|^sig$|signature|credential|^auth|session|api[-_]?key|access[-_]?key|private[-_]?key|^key$|^code$|^pass$/i;
+/** Query (and path) parameter names whose values are never recorded. */
+export const SECRET_QUERY_KEY = new RegExp(
+  [
+    'token|secret|passw|pwd|^pw$|^pass$|credential|^auth|bearer|jwt|assertion|saml|ticket|^otp$',
+    'session|sessid|^sid$|^sig$|signature|hmac',
+    'api[-_]?key|access[-_]?key|private[-_]?key|license[-_]?key|app[-_]?key|subscription[-_]?key|^key$|^code$',
+  ].join('|'),
+  'i',
+);
 
-/** Replaces the values of secret-looking query parameters in a `?query` string (with or without the `?`). */
+function decodeQueryPart(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw; // a malformed escape: the raw text
+  }
+}
+
+/**
+ * A parameter value that is itself a URL (`?next=https://bob:pw@host/?token=x`,
+ * raw or percent-encoded) with its credentials and secret query values
+ * redacted; undefined when there is nothing to redact in it.
+ */
+function redactNestedUrl(rawValue: string): string | undefined {
+  if (!/@|%40|=|%3d/i.test(rawValue)) return undefined;
+  const decoded = decodeQueryPart(rawValue);
+  const redacted = redactText(decoded);
+  if (redacted === decoded) return undefined;
+  return decoded === rawValue ? redacted : encodeURIComponent(redacted);
+}
+
+/**
+ * Replaces the values of secret-looking query parameters in a `?query`
+ * string (with or without the `?`), pairs separated by `&` or `;`, and the
+ * credentials and secrets of a URL given as a parameter's value.
+ */
 export function redactQuery(query: string): string {
   if (query.length === 0) return query;
   const lead = query[0] === '?' ? '?' : '';
   const body = lead ? query.slice(1) : query;
   let changed = false;
-  const parts = body.split('&').map((pair) => {
+  // Separators at the odd indexes.
+  const parts = body.split(/([&;])/);
+  for (let i = 0; i < parts.length; i += 2) {
+    const pair = parts[i];
     const eq = pair.indexOf('=');
-    const rawKey = eq === -1 ? pair : pair.slice(0, eq);
-    let key = rawKey;
-    try {
-      key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
-    } catch {
-      // a malformed escape: compare the raw key
-    }
-    if (eq !== -1 && SECRET_QUERY_KEY.test(key)) {
+    if (eq === -1) continue;
+    const rawKey = pair.slice(0, eq);
+    if (SECRET_QUERY_KEY.test(decodeQueryPart(rawKey))) {
+      parts[i] = `${rawKey}=${REDACTED}`;
       changed = true;
-      return `${rawKey}=${REDACTED}`;
+      continue;
     }
-    return pair;
-  });
-  return changed ? lead + parts.join('&') : query;
+    const nested = redactNestedUrl(pair.slice(eq + 1));
+    if (nested !== undefined) {
+      parts[i] = `${rawKey}=${nested}`;
+      changed = true;
+    }
+  }
+  return changed ? lead + parts.join('') : query;
 }
 
-/** Redacts the query of a request path (`/a?token=x` becomes `/a?token=REDACTED`). */
+/** Path parameters (`/cart;jsessionid=x/items`): secret-looking values redacted. */
+const PATH_PARAM = /;([^;=/?#]+)=([^;/?#]*)/g;
+
+function redactPathParams(pathname: string): string {
+  if (!pathname.includes(';')) return pathname;
+  return pathname.replace(PATH_PARAM, (param: string, rawKey: string) =>
+    SECRET_QUERY_KEY.test(decodeQueryPart(rawKey)) ? `;${rawKey}=${REDACTED}` : param,
+  );
+}
+
+/** Redacts the query and path parameters of a request path (`/a?token=x` becomes `/a?token=REDACTED`). */
 export function redactPath(path: string): string {
   const q = path.indexOf('?');
-  if (q === -1) return path;
+  if (q === -1) return redactPathParams(path);
   const hash = path.indexOf('#', q);
   const query = hash === -1 ? path.slice(q) : path.slice(q, hash);
-  return path.slice(0, q) + redactQuery(query);
+  return redactPathParams(path.slice(0, q)) + redactQuery(query);
 }
 
 /**
@@ -59,18 +103,12 @@ export function redactUrl(url: string): string {
 /** `redactUrl` of a URL parsed already (a caller that needs the `URL` too parses once). */
 export function redactParsedUrl(parsed: URL): string {
   const auth = parsed.username || parsed.password ? `${REDACTED}@` : '';
-  return `${parsed.protocol}//${auth}${parsed.host}${parsed.pathname}${redactQuery(parsed.search)}`;
+  return `${parsed.protocol}//${auth}${parsed.host}${redactPathParams(parsed.pathname)}${redactQuery(parsed.search)}`;
 }
 
 /** True when a (raw, possibly percent-encoded) query parameter name looks secret. */
 function isSecretQueryKey(rawKey: string): boolean {
-  let key = rawKey;
-  try {
-    key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
-  } catch {
-    // a malformed escape: compare the raw key
-  }
-  return SECRET_QUERY_KEY.test(key);
+  return SECRET_QUERY_KEY.test(decodeQueryPart(rawKey));
 }
 
 /** `scheme://userinfo@` inside free text. */
@@ -89,6 +127,30 @@ export function redactText(text: string): string {
   return text
     .replace(USERINFO_IN_TEXT, `$1${REDACTED}@`)
     .replace(QUERY_PAIR_IN_TEXT, (pair: string, sep: string, key: string) => (isSecretQueryKey(key) ? `${sep}${key}=${REDACTED}` : pair));
+}
+
+/** Shorter values are only looked for quoted: bare, they would match ordinary words of a message. */
+const MIN_BARE_VALUE = 4;
+
+/**
+ * `text` (an error message or stack) with every occurrence of the given
+ * values (a call's arguments, which a server may echo in its error)
+ * replaced: quoted ones ('v', "v") whatever their length, bare ones from
+ * four characters on. Longest values first, so that no part of one is left.
+ */
+export function redactValues(text: string, values: readonly string[]): string {
+  if (values.length === 0 || text.length === 0) return text;
+  const sorted = values.filter((v) => v.length > 0 && v !== REDACTED).sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const value of sorted) {
+    if (!out.includes(value)) continue;
+    if (value.length >= MIN_BARE_VALUE) {
+      out = out.split(value).join(REDACTED);
+    } else {
+      for (const q of ["'", '"']) out = out.split(q + value + q).join(q + REDACTED + q);
+    }
+  }
+  return out;
 }
 
 /**

@@ -19,9 +19,10 @@ import { getTracer, optionsOf, type HttpServerOptions } from './options';
 import { redactPath, redactUrl } from './redact';
 import {
   addPeerTags,
+  asSpan,
   finishSpan,
+  isErrorStatusBy,
   isRecording,
-  isServerErrorStatus,
   setTag,
   setTags,
   tagError,
@@ -219,13 +220,17 @@ interface StartSettings {
 function startServerSpan(req: IncomingRequestLike, s: StartSettings): Span | undefined {
   const parent = trusts(s.trust, req) ? extractParent(s.tracer, req) : undefined;
   if (s.requireParent && !continuesTrace(parent)) return undefined;
-  let span: Span;
+  let span: Span | undefined;
   try {
     // span.kind at start: jaeger-client treats RPC server spans specially (shared span ids, Zipkin style).
-    span = s.tracer.startSpan(s.operationName, {
-      childOf: parent,
-      tags: { [TAG.SPAN_KIND]: SPAN_KIND_SERVER, [TAG.COMPONENT]: s.component },
-    });
+    span = asSpan(
+      s.tracer.startSpan(s.operationName, {
+        childOf: parent,
+        tags: { [TAG.SPAN_KIND]: SPAN_KIND_SERVER, [TAG.COMPONENT]: s.component },
+      }),
+      s.component,
+    );
+    if (span === undefined) return undefined;
   } catch (err) {
     logOnce(`startSpan:${s.component}`, `tracer.startSpan threw for an incoming request (${s.component}); the request goes on untraced`, err);
     return undefined;
@@ -297,13 +302,7 @@ function isIgnored(req: IncomingMessage, options: HttpServerOptions): boolean {
 }
 
 function errorStatus(options: HttpServerOptions, status: number): boolean {
-  const isError = options.isErrorStatus ?? isServerErrorStatus;
-  try {
-    return isError(status) === true;
-  } catch (err) {
-    logOnce('server:isErrorStatus', 'isErrorStatus threw', err);
-    return false;
-  }
+  return isErrorStatusBy('http-server', options.isErrorStatus, status);
 }
 
 function segments(path: string): number {

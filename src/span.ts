@@ -7,7 +7,7 @@ import { isIP } from 'net';
 import { FORMAT_HTTP_HEADERS, Span as NoopSpan, type Span, type SpanContext, type Tracer } from 'opentracing';
 import { BAGGAGE_LIMIT, LOG, REDIRECT, SPAN_KIND_CLIENT, TAG } from './constants';
 import { getCurrentSpan, isSuppressed, type OuterClient } from './context';
-import { logOnce } from './logger';
+import { logOnce, warnOnce } from './logger';
 import { redactText } from './redact';
 import { getTracer, optionsOf, propagationRules, type PatchName } from './options';
 import {
@@ -62,11 +62,28 @@ export function startClientSpanWithParent(
     // A no-op parent carries no context; as a reference it only costs
     // (OpenTracing's Tracer.startSpan turns childOf into a Reference and deletes the key).
     const childOf = parent !== undefined && parent.constructor !== NoopSpan ? parent : undefined;
-    return getTracer().startSpan(operationName, { childOf, tags: tags as Record<string, unknown> | undefined });
+    return asSpan(getTracer().startSpan(operationName, { childOf, tags: tags as Record<string, unknown> | undefined }), patch);
   } catch (err) {
     logOnce(`startSpan:${patch}`, `tracer.startSpan threw in the ${patch} patch; the call goes on untraced`, err);
     return undefined;
   }
+}
+
+/**
+ * What a tracer's `startSpan` returned, when it can be used as a span;
+ * undefined (logged once per `site`) for anything else, which means "do not
+ * trace this call": a tracer may return null or a stub (startSpan is typed
+ * to return a Span, but nothing enforces it in JavaScript).
+ */
+export function asSpan(value: unknown, site: string): Span | undefined {
+  if (value !== null && typeof value === 'object') {
+    const s = value as Partial<Record<keyof Span, unknown>>;
+    if (typeof s.finish === 'function' && typeof s.context === 'function' && typeof s.setTag === 'function' && typeof s.log === 'function') {
+      return value as Span;
+    }
+  }
+  logOnce(`startSpan-result:${site}`, `tracer.startSpan returned ${value === null ? 'null' : typeof value}, not a span, in ${site}; the call goes on untraced`);
+  return undefined;
 }
 
 interface SamplingContext {
@@ -424,18 +441,34 @@ export function isServerErrorStatus(status: number): boolean {
   return status >= 500;
 }
 
-/** `isErrorStatus(status)` of a patch's options (default 5xx); a predicate that throws is logged and counts as false. */
+/**
+ * `isErrorStatus(status)` of a patch's options (default 5xx), for every
+ * client and server patch alike: only `true` marks an error. A predicate
+ * that throws counts as false; one that returns anything but a boolean (a
+ * promise from an async predicate is truthy, yet not an answer) counts as
+ * false too, with one diagnostic, and a promise it returns that rejects is
+ * contained, never an unhandled rejection.
+ */
 export function isErrorStatusBy(
-  patch: PatchName,
-  isErrorStatus: ((status: number) => boolean) | undefined,
+  patch: string,
+  isErrorStatus: ((status: number) => unknown) | undefined,
   status: number,
 ): boolean {
   try {
-    return Boolean((isErrorStatus ?? isServerErrorStatus)(status));
+    const answer = (isErrorStatus ?? isServerErrorStatus)(status);
+    if (typeof answer === 'boolean') return answer;
+    // A warning: the user's predicate silently never marks an error otherwise.
+    warnOnce(
+      `${patch}:isErrorStatus-type`,
+      `isErrorStatus of the ${patch} patch returned ${answer === null ? 'null' : typeof answer}, not a boolean; only true marks an error`,
+    );
+    if (answer instanceof Promise) {
+      Promise.prototype.then.call(answer, undefined, (err: unknown) => logOnce(`${patch}:isErrorStatus`, 'isErrorStatus rejected', err));
+    }
   } catch (err) {
     logOnce(`${patch}:isErrorStatus`, 'isErrorStatus threw', err);
-    return false;
   }
+  return false;
 }
 
 /** An HTTP header name (RFC 9110 token) and a value Node accepts (lib/_http_common.js). */

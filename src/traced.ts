@@ -11,7 +11,7 @@ import type { Span } from 'opentracing';
 import { getCurrentSpan, isSuppressed, spanInContext } from './context';
 import { logOnce, safeCall } from './logger';
 import { getTracer } from './options';
-import { finishSpan } from './span';
+import { asSpan, finishSpan } from './span';
 
 /** Options of `traced`. */
 export interface TracedOptions<Args extends unknown[] = unknown[]> {
@@ -19,7 +19,8 @@ export interface TracedOptions<Args extends unknown[] = unknown[]> {
   name?: string;
   /**
    * Called with the new span and the call's arguments before the function
-   * runs, to set tags or baggage. One that throws is contained and logged.
+   * runs, to set tags or baggage. One that throws, or returns a promise that
+   * rejects, is contained and logged.
    * Default: none.
    */
   onStart?: ((span: Span, ...args: Args) => void) | null;
@@ -47,13 +48,14 @@ function callTraced(fn: AnyFunction, self: unknown, args: IArguments, name: stri
   if (isSuppressed()) return fn.apply(self, args as unknown as unknown[]);
   const parent = getCurrentSpan();
   if (parent === undefined && options.requireActiveTrace === true) return fn.apply(self, args as unknown as unknown[]);
-  let span: Span;
+  let span: Span | undefined;
   try {
-    span = getTracer().startSpan(name, { childOf: parent });
+    span = asSpan(getTracer().startSpan(name, { childOf: parent }), 'traced');
   } catch (err) {
     logOnce('startSpan:traced', `tracer.startSpan threw for traced function ${name}; it runs untraced`, err);
     return fn.apply(self, args as unknown as unknown[]);
   }
+  if (span === undefined) return fn.apply(self, args as unknown as unknown[]);
   if (typeof options.onStart === 'function') {
     safeCall(`traced onStart (${name})`, options.onStart, span, ...(Array.prototype.slice.call(args) as unknown[]));
   }

@@ -86,4 +86,52 @@ describe('differential equivalence: the application sees the same with and witho
   suite('pg', () => pgScenarios(env), DB_FAULTS);
   suite('ioredis', () => ioredisScenarios(env), DB_FAULTS);
   suite('http-server', () => serverScenarios(env), FAULTS);
+
+  // Hooks may be async: every patch's request and response hooks reject, over
+  // every scenario; the app must see the same, and no unhandled rejection may
+  // reach the process.
+  describe('with async hooks that reject', () => {
+    let calls = 0;
+    const rejecting = async (): Promise<void> => {
+      calls++;
+      throw new Error('async hook failed on purpose');
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    before(() => process.on('unhandledRejection', onUnhandled));
+    after(() => {
+      process.removeListener('unhandledRejection', onUnhandled);
+      assert.ok(calls > 0, 'the hooks were called');
+    });
+    const hooks = { requestHook: rejecting, responseHook: rejecting };
+    const options = Object.fromEntries(CLIENT_PATCHES.map((name) => [name, hooks]));
+    const hooked: DifferentialSetup = { patches: CLIENT_PATCHES, options, t, faulty: setup.faulty };
+    const all: Array<[string, () => Scenario[]]> = [
+      ['http', () => httpScenarios(env, 'http')],
+      ['axios', () => axiosScenarios(env, 'http')],
+      ['fetch', () => fetchScenarios(env, 'global fetch')],
+      ['pg', () => pgScenarios(env)],
+      ['ioredis', () => ioredisScenarios(env)],
+      ['http-server', () => serverScenarios(env)],
+    ];
+    for (const [client, scenarios] of all) {
+      for (const scenario of scenarios()) {
+        it(scenario.name.startsWith(client) ? scenario.name : `${client}: ${scenario.name}`, async function () {
+          this.timeout(30000);
+          const real = scenarios().find((s) => s.name === scenario.name)!;
+          const { runs } = await assertEquivalent(hooked, real);
+          await new Promise((resolve) => setImmediate(resolve));
+          assert.deepStrictEqual(unhandled.splice(0), [], 'unhandled rejections');
+          record(`differential.async-hooks.${client}`, {
+            area: 'Differential equivalence',
+            what: `${client}: every scenario with request and response hooks that are async and reject, against the plain run`,
+            unit: 'runs compared',
+            lostMeans: 'a run where the app saw a different result, error or event order, or an unhandled rejection',
+            tried: runs,
+            lost: 0,
+          });
+        });
+      }
+    }
+  });
 });

@@ -349,6 +349,31 @@ describe('http client patch', () => {
       assert.strictEqual((patched as Error).message, (unpatched as Error).message);
     });
 
+    for (const [what, opts] of [
+      ['a method that is not a string', { method: 5 }],
+      ['a method of another type', { method: { toUpperCase: () => 'GET' } }],
+      ['an invalid method token', { method: 'G ET' }],
+    ] as const) {
+      it(`throws the same error as Node for ${what}`, () => {
+        const call = (): unknown => {
+          try {
+            http.request({ host: '127.0.0.1', port: server.port, ...(opts as object) }).destroy();
+          } catch (err) {
+            return err;
+          }
+          return undefined;
+        };
+        uninstallAllPatches();
+        const unpatched = call() as NodeJS.ErrnoException;
+        installPatches(['http', 'https'], { tracer: t.tracer });
+        const patched = call() as NodeJS.ErrnoException;
+        assert.ok(unpatched instanceof Error);
+        assert.strictEqual(patched.constructor, unpatched.constructor);
+        assert.strictEqual(patched.code, unpatched.code);
+        assert.strictEqual(patched.message, unpatched.message);
+      });
+    }
+
     it('throws the same error as Node for an invalid header value', () => {
       const call = (): unknown => {
         try {

@@ -749,6 +749,22 @@ describe('pg patch', () => {
       });
     });
 
+    describe('maxStatementLength: 40, literals masked', () => {
+      withPgOptions(t, { maxStatementLength: 40 });
+
+      it('masks a long statement as far as the tag shows, and cuts it', async () => {
+        const text = `SELECT ARRAY[${Array.from({ length: 2000 }, (_, i) => `'v${i}'`).join(', ')}]`;
+        await client.query(text);
+        assert.strictEqual(tag(only(t, 'pg:SELECT'), 'db.statement'), `SELECT ARRAY[${'?, '.repeat(9)}…`);
+      });
+
+      it('a statement whose literals shrink below the cut is masked whole', async () => {
+        const text = `SELECT '${'x'.repeat(500)}' AS a, 1 AS b`;
+        await client.query(text);
+        assert.strictEqual(tag(only(t, 'pg:SELECT'), 'db.statement'), 'SELECT ? AS a, ? AS b');
+      });
+    });
+
     describe('recordRawStatement: true', () => {
       withPgOptions(t, { recordRawStatement: true });
 

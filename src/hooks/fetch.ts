@@ -377,7 +377,10 @@ function onHop(call: FetchCall, request: UndiciRequest, url: string, parsed: URL
   const runInCaller = beginSpan(started, request, method, url, parsed);
   // Unfollowed: later hops only carry its context.
   if (runInCaller === UNFOLLOWED) call.done = true;
-  else call.runInCaller = runInCaller;
+  else {
+    call.runInCaller = runInCaller;
+    followed++;
+  }
 }
 
 /** What `beginSpan` returns for a span it has already finished. */
@@ -425,7 +428,9 @@ function requestTags(method: string, url: string, parsed: URL | undefined): TagM
 function endCall(call: FetchCall, err?: unknown): void {
   if (call.done) return;
   call.done = true;
-  if (call.span !== undefined) finishSpan(call.span, err);
+  if (call.span === undefined) return;
+  finishSpan(call.span, err);
+  unfollow();
 }
 
 /** Why fetch did not follow a redirect it was expected to (WHATWG fetch, HTTP-redirect fetch steps 3-11). */
@@ -477,7 +482,13 @@ function awaitNextHop(call: FetchCall): void {
 function onCreate(message: unknown): void {
   // A subscriber that throws would surface as an uncaught exception: never.
   try {
-    keepCallerContextOfGlobalDispatcher();
+    if (!installed) {
+      // Uninstalled, still subscribed until the spans in flight end: only a
+      // redirect hop of a fetch() call whose span is in flight is followed.
+      const call = activeCall();
+      if (!isFetchCall(call) || call.done || call.span === undefined) return;
+    }
+    if (installed) keepCallerContextOfGlobalDispatcher();
     if (isSuppressed()) return;
     const request = (message as { request?: UndiciRequest } | null)?.request;
     if (request === undefined || request === null || typeof request.addHeader !== 'function') return;
@@ -485,7 +496,7 @@ function onCreate(message: unknown): void {
     if (request.method === 'CONNECT') return;
     const url = urlOf(request);
     const parsed = parsedUrl(url);
-    const outer = activeOuterClient();
+    const outer = installed ? activeOuterClient() : undefined;
     if (outer !== undefined) {
       const redirected = outerHopRedirect(outer);
       if (redirected !== undefined) logRedirect(outer.span, redirected, redactedUrl(url, parsed));
@@ -506,7 +517,10 @@ function onCreate(message: unknown): void {
     traced.set(request, state);
     const runInCaller = beginSpan(span, request, method, url, parsed);
     if (runInCaller === UNFOLLOWED) traced.delete(request);
-    else state.runInCaller = runInCaller;
+    else {
+      state.runInCaller = runInCaller;
+      followed++;
+    }
   } catch (err) {
     logOnce('fetch:create', 'could not instrument a fetch/undici request', err);
   }
@@ -604,6 +618,7 @@ function finish(request: object, err?: unknown): void {
   state.finished = true;
   traced.delete(request);
   finishSpan(state.span, err);
+  unfollow();
 }
 
 /** The application stopped reading a response it had (`res.body.cancel()`, an abort after the headers). */
@@ -665,6 +680,39 @@ const SUBSCRIPTIONS: ReadonlyArray<readonly [string, (message: unknown) => void]
 ];
 
 let subscribed = false;
+/** Whether the patch is installed; while not, the subscriptions only serve the spans in flight. */
+let installed = false;
+/** Spans whose response or end is followed through the channels and has not come yet. */
+let followed = 0;
+/** The diagnostics_channel module subscribed to. */
+let channels: DiagnosticsChannel | undefined;
+
+function subscribe(dc: DiagnosticsChannel): void {
+  // There is one diagnostics_channel per process; subscribing twice would trace every request twice.
+  if (subscribed) return;
+  subscribed = true;
+  channels = dc;
+  for (const [channel, handler] of SUBSCRIPTIONS) dc.subscribe(channel, handler);
+}
+
+function unsubscribe(): void {
+  // Also after a partial patch: unsubscribing what is not subscribed is a no-op.
+  if (channels !== undefined) for (const [channel, handler] of SUBSCRIPTIONS) channels.unsubscribe(channel, handler);
+  subscribed = false;
+}
+
+/**
+ * A followed span has ended. The last one to end after an uninstall takes
+ * the subscriptions away, on the next turn: not from inside a publish.
+ */
+function unfollow(): void {
+  if (followed > 0) followed--;
+  if (followed === 0 && !installed && subscribed) {
+    setImmediate(() => {
+      if (followed === 0 && !installed) unsubscribe();
+    });
+  }
+}
 
 /** Node's global `fetch` and `Request` (absent with `--no-experimental-fetch`). */
 const globalFetch = globalThis as unknown as { fetch?: FetchFunction; Request?: unknown };
@@ -673,11 +721,8 @@ export const fetchClient: Instrumentation<DiagnosticsChannel> = {
   name: COMPONENT,
   module: 'diagnostics_channel',
   patch(dc) {
-    // There is one diagnostics_channel per process; subscribing twice would trace every request twice.
-    if (!subscribed) {
-      subscribed = true;
-      for (const [channel, handler] of SUBSCRIPTIONS) dc.subscribe(channel, handler);
-    }
+    installed = true;
+    subscribe(dc);
     keepCallerContextOfGlobalDispatcher();
     if (typeof globalFetch.fetch === 'function') {
       const requestClass = globalFetch.Request;
@@ -685,9 +730,11 @@ export const fetchClient: Instrumentation<DiagnosticsChannel> = {
     }
   },
   unpatch(dc) {
-    // Also after a partial patch: unsubscribing what is not subscribed is a no-op.
-    for (const [channel, handler] of SUBSCRIPTIONS) dc.unsubscribe(channel, handler);
-    subscribed = false;
+    installed = false;
+    // Every span already started finishes once: undici publishes its response
+    // and its end on the channels, so they stay subscribed until the last one.
+    if (followed === 0) unsubscribe();
+    else channels ??= dc;
     if (typeof globalFetch.fetch === 'function') unwrapMethod(globalFetch as { fetch: FetchFunction }, 'fetch');
     for (const proto of wrappedDispatchers) unwrapMethod(proto as Dispatching, 'dispatch');
     wrappedDispatchers.clear();

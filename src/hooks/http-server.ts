@@ -10,13 +10,12 @@
  * (Express, Koa, Fastify: all are `http.Server`s). For every other event the
  * wrapper costs one string comparison.
  */
-import { executionAsyncResource } from 'async_hooks';
 import type * as http from 'http';
 import type { IncomingMessage, ServerResponse } from 'http';
-import { currentStore, enterSpan, enterStore, type ContextStore } from '../context';
+import { spanInContext } from '../context';
 import { optionsOf } from '../options';
 import type { Instrumentation } from '../instrumentation';
-import { callHandler, runInServerSpan, trackRequest } from '../server';
+import { runInServerSpan, trackRequest, type ServerSpanState } from '../server';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 type Component = 'http' | 'https';
@@ -27,50 +26,48 @@ interface ServerModule {
 /** Prototypes whose `emit` was inherited (from EventEmitter) before we wrapped it: unpatch deletes our own copy. */
 const inheritedEmit = new WeakSet<object>();
 
-/** Per connection resource: the context it had before a traced request changed it. */
-const baseStores = new WeakMap<object, { store: ContextStore | undefined }>();
-
 function isRequestEvent(event: unknown): boolean {
   return event === 'request' || event === 'checkContinue' || event === 'checkExpectation';
 }
 
 /**
- * The async resource of the connection's HTTP parser when Node's parser is
- * emitting the request right now: lib/_http_server.js gives each connection
- * an `HTTPServerAsyncResource` holding its socket, and runs the parser's
- * callbacks (headers, body, end of message) in it. Undefined when someone
- * else emits the event (a manual `server.emit('request', ...)`).
+ * Runs every event of the request (its body's 'data' and 'end', 'close',
+ * 'aborted', ...) in its server span: Node emits them later, from the
+ * connection's parser (lib/_http_server.js), after the handler has returned.
+ * Scoped to the request object, not to the connection: nothing else that
+ * runs on a keep-alive connection (the next request's parse errors, a
+ * request dropped by `maxRequestsPerSocket`, requests after uninstall) sees
+ * a request's span. An own, non-enumerable `emit` of this request only; it
+ * stays after uninstall, so a request in flight keeps its context.
  */
-function connectionResource(req: IncomingMessage): object | undefined {
-  const resource = executionAsyncResource() as { socket?: unknown };
-  return resource !== null && typeof resource === 'object' && resource.socket === req.socket && req.socket != null
-    ? resource
-    : undefined;
+function scopeRequestEvents(req: IncomingMessage, state: ServerSpanState): void {
+  const inherited = req.emit;
+  if (typeof inherited !== 'function') return;
+  Object.defineProperty(req, 'emit', {
+    value: function emit(this: unknown, event: string | symbol) {
+      return spanInContext(state.span, () => inherited.apply(this, arguments as never));
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
 }
 
 function handleRequest(component: Component, original: (...args: unknown[]) => boolean, self: unknown, args: IArguments): boolean {
   const req = args[1] as IncomingMessage;
   const res = args[2] as ServerResponse;
   const { state, created } = trackRequest(req, res, component, optionsOf('http-server'));
-  if (state === null) {
-    // Untraced (ignored, suppressed): undo what a traced request before it on
-    // the same keep-alive connection left as the connection's context.
-    const resource = connectionResource(req);
-    const base = resource && baseStores.get(resource);
-    if (base) enterStore(base.store);
-    return original.apply(self, args as unknown as unknown[]);
-  }
-  const resource = created ? connectionResource(req) : undefined;
-  if (resource === undefined) {
-    // Emitted again for a request already traced (a `checkContinue` listener
-    // emitting `request`), or not by Node's parser: scoped to this call only.
+  if (state === null) return original.apply(self, args as unknown as unknown[]);
+  if (!created) {
+    // Emitted again for a request already traced (a `checkContinue` listener emitting `request`).
     return runInServerSpan(state, () => original.apply(self, args as unknown as unknown[]));
   }
-  // The span stays current in the connection's resource after the handler
-  // returns, for the request body's events ('data', 'end') that Node emits later.
-  if (!baseStores.has(resource)) baseStores.set(resource, { store: currentStore() });
-  enterSpan(state.span);
-  return callHandler(state, () => original.apply(self, args as unknown as unknown[]));
+  try {
+    scopeRequestEvents(req, state);
+  } catch {
+    // a frozen request: its body events run in the connection's context, untraced
+  }
+  return runInServerSpan(state, () => original.apply(self, args as unknown as unknown[]));
 }
 
 function makeInstrumentation(component: Component): Instrumentation<ServerModule> {

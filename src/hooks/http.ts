@@ -25,8 +25,8 @@ import {
   clientTags,
   finishSpan,
   injectHttpHeaders,
+  isErrorStatusBy,
   isRecording,
-  isServerErrorStatus,
   logRedirect,
   outerHopRedirect,
   setTag,
@@ -180,14 +180,7 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     setTag(span, TAG.HTTP_STATUS_CODE, status);
     const socket = res.socket;
     if (socket && typeof socket.remotePort === 'number') setTag(span, TAG.PEER_PORT, socket.remotePort);
-    const isError = options.isErrorStatus ?? isServerErrorStatus;
-    let errorStatus = false;
-    try {
-      errorStatus = isError(status);
-    } catch (err) {
-      logOnce(`${component}:isErrorStatus`, 'isErrorStatus threw', err);
-    }
-    if (errorStatus) tagErrorMessage(span, 'http_status', `HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`);
+    if (isErrorStatusBy(component, options.isErrorStatus, status)) tagErrorMessage(span, 'http_status', `HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`);
     safeCall(`${component} responseHook`, options.responseHook, res, span);
     res.on(errorMonitor, (err: unknown) => {
       failure = err;
@@ -263,11 +256,18 @@ function followOuterHop(outer: OuterClient, req: ClientRequest): void {
 function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
   if (isSuppressed()) return callOriginal(original, self, args, end);
 
+  // Argument parsing that fails hands the call to Node untouched: Node throws
+  // its own error (ERR_INVALID_ARG_TYPE for `{ method: 5 }`) or copes.
   let callerOpts: RequestOptions | undefined;
   let early = false;
+  let method: string;
   try {
     callerOpts = callerOptions(args);
     early = headersRenderedEarly(callerOpts);
+    const given: unknown = callerOpts?.method;
+    // Node's rule (lib/_http_client.js): null/undefined/'' is GET, a string is upper-cased, anything else throws.
+    if (given !== undefined && given !== null && typeof given !== 'string') return callOriginal(original, self, args, end);
+    method = given ? given.toUpperCase() : 'GET';
   } catch (err) {
     logOnce(`${component}:args`, 'could not read the request arguments; untraced', err);
     return callOriginal(original, self, args, end);
@@ -284,7 +284,6 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
   }
 
   const options = optionsOf(component);
-  const method = (callerOpts?.method ?? 'GET').toUpperCase();
   const span = startClientSpan(component, method);
   if (span === undefined) return callOriginal(original, self, args, end);
 

@@ -15,13 +15,13 @@
  */
 import type { Span } from 'opentracing';
 import { OPERATION_PREFIX, TAG } from '../constants';
-import { bindToCurrentContext, isSuppressed, suppressInstrumentation } from '../context';
+import { bindToCurrentContext, getCurrentSpan, isSuppressed, suppressInstrumentation } from '../context';
 import type { IoredisClient, IoredisCommand, IoredisModule, IoredisPipeline } from '../internal-types';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
 import type { Instrumentation } from '../instrumentation';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
-import { redactErrorFields } from '../redact';
+import { redactErrorFields, redactValues } from '../redact';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
@@ -47,6 +47,28 @@ const SECRET_COMMANDS = new Set(['auth', 'hello']);
  * refused by an older server would show as a failed call), and are not traced.
  */
 const HANDSHAKE_COMMANDS = new Set(['auth', 'hello', 'select', 'client', 'readonly', 'info']);
+
+/**
+ * Clients inside the synchronous turn in which ioredis made the connection
+ * ready (`setStatus('ready')`, then readyHandler in event_handler.js):
+ * what it sends there is the connection's housekeeping, re-done after each
+ * reconnect (READONLY, SELECT, re-subscribing the channels of a subscriber),
+ * not the application's calls: untraced, or each reconnect would start
+ * traces of its own. Commands resent from the offline queue are already
+ * traced. Cleared on the next tick, before the 'ready' event reaches the
+ * application (setStatus emits it on a later tick).
+ */
+const readyTurn = new WeakSet<object>();
+
+/**
+ * Clients ioredis makes for itself: a SentinelConnector's connections to the
+ * sentinels (SENTINEL get-master-addr-by-name, the failover detector's
+ * SUBSCRIBE +switch-master). All their commands are housekeeping.
+ */
+const ownClients = new WeakSet<object>();
+
+/** Auto-pipelines whose whole-batch failure is followed (see `followAutoPipeline`). */
+const followedAuto = new WeakSet<object>();
 
 /**
  * Cluster methods that only talk to the cluster about itself: the slot-table
@@ -192,20 +214,49 @@ function connectionTags(tags: TagMap, client: IoredisClient): TagMap {
 /** Redis quotes the arguments of a command it does not know: `ERR unknown command 'x', with args beginning with: 'v'`. */
 const QUOTED_ARGS = /, with args beginning with:[^\n]*/;
 
+/** The texts of a command's arguments, as Redis may echo them in an error. */
+function argumentTexts(args: unknown): string[] {
+  const out: string[] = [];
+  if (!Array.isArray(args)) return out;
+  for (const arg of args.slice(0, 200)) {
+    if (typeof arg === 'string') out.push(arg);
+    else if (typeof arg === 'number' || typeof arg === 'bigint') out.push(String(arg));
+    else if (Buffer.isBuffer(arg)) out.push(arg.toString('utf8'));
+  }
+  return out;
+}
+
+/** `text` without the arguments Redis echoes; in a stack, only in its head (the message). */
+function withoutArguments(text: string, args: readonly string[]): string {
+  const frames = text.indexOf('\n    at ');
+  const head = frames === -1 ? text : text.slice(0, frames);
+  const redacted = redactValues(head.replace(QUOTED_ARGS, ''), args);
+  return frames === -1 ? redacted : redacted + text.slice(frames);
+}
+
 /**
  * The error as logged on the span: ioredis sets `command: { name, args }` on
  * the errors of server replies (DataHandler.js), args that hold values and,
  * for AUTH/HELLO, credentials. The log keeps the command name only, and
- * drops the arguments Redis quotes in an unknown-command message.
+ * drops the arguments Redis echoes in its message: quoted in an unknown
+ * command or subcommand, as the whole message of a script's
+ * `redis.error_reply(ARGV[1])`, an ACL rule in `ACL SETUSER`'s.
  */
 function loggableError(err: unknown): unknown {
   if (err === null || typeof err !== 'object') return err;
   const e = err as { command?: unknown; message?: unknown; stack?: unknown };
   const fields: Record<string, unknown> = {};
-  if (e.command !== null && typeof e.command === 'object') fields.command = { name: (e.command as { name?: unknown }).name };
-  if (typeof e.message === 'string' && QUOTED_ARGS.test(e.message)) {
-    fields.message = e.message.replace(QUOTED_ARGS, '');
-    if (typeof e.stack === 'string') fields.stack = e.stack.replace(QUOTED_ARGS, '');
+  let args: string[] = [];
+  if (e.command !== null && typeof e.command === 'object') {
+    fields.command = { name: (e.command as { name?: unknown }).name };
+    args = argumentTexts((e.command as { args?: unknown }).args);
+  }
+  if (typeof e.message === 'string') {
+    const message = withoutArguments(e.message, args);
+    if (message !== e.message) {
+      fields.message = message;
+      if (typeof e.stack === 'string') fields.stack = withoutArguments(e.stack, args);
+    }
   }
   return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
 }
@@ -354,7 +405,7 @@ function tracedSendCommand(
   }
   // An untraced batch's command (its Pipeline was not traced): no span of its own.
   if (isPipelineStream(args[1])) return original.apply(client, args as never);
-  if (!isCluster && client.status === 'connect' && HANDSHAKE_COMMANDS.has(command.name.toLowerCase())) {
+  if (!isCluster && isHousekeeping(client, command)) {
     command[OWNER] = UNTRACED;
     return original.apply(client, args as never);
   }
@@ -366,6 +417,66 @@ function tracedSendCommand(
     if (state !== undefined && state !== UNTRACED) finish(state, err);
     throw err;
   }
+}
+
+/**
+ * Commands of the connection itself, never traced: its handshake, what
+ * ioredis re-does when it becomes ready again, and a `QUIT` made outside any
+ * trace (at shutdown: it would be a trace of its own, with nothing to say).
+ */
+function isHousekeeping(client: IoredisClient, command: IoredisCommand): boolean {
+  if (readyTurn.has(client) || ownClients.has(client)) return true;
+  const name = command.name.toLowerCase();
+  if (client.status === 'connect' && HANDSHAKE_COMMANDS.has(name)) return true;
+  return name === 'quit' && getCurrentSpan() === undefined;
+}
+
+/**
+ * A client that will never reconnect: ended, or disconnected by the
+ * application while it waited to reconnect (`disconnect()` then clears the
+ * reconnection and its close was handled already: the client stays
+ * `reconnecting` for good, Redis.js disconnect).
+ */
+function isDead(client: IoredisClient): boolean {
+  return client.status === 'end' || (client.status === 'reconnecting' && client.manuallyClosing === true && !client.reconnectTimeout);
+}
+
+/**
+ * Commands ioredis kept to resend after a reconnect that will not come are
+ * never settled by it (flushQueue leaves `prevCommandQueue`; a disconnect
+ * while reconnecting flushes nothing): their spans end here, failed, once
+ * the close is done. The application's promise stays as ioredis leaves it.
+ */
+function endAbandoned(client: IoredisClient): void {
+  process.nextTick(() => {
+    try {
+      if (!isDead(client)) return;
+      for (const queue of [client.prevCommandQueue, client.commandQueue]) {
+        if (typeof queue?.toArray !== 'function') continue;
+        for (const item of queue.toArray()) {
+          const owner = (item?.command as IoredisCommand | undefined)?.[OWNER] as Owner | undefined;
+          if (owner !== undefined && owner !== UNTRACED && !owner.done) finish(owner, new Error(ABANDONED));
+        }
+      }
+    } catch (err) {
+      logOnce('ioredis:abandoned', 'could not end the spans of commands left by a closed ioredis client', err);
+    }
+  });
+}
+
+const ABANDONED = 'Connection is closed; ioredis does not settle this command (it was waiting to be resent)';
+
+/** Redis.prototype.setStatus: marks the ready turn, and ends the spans a closed client abandons. */
+function tracedSetStatus(original: NonNullable<IoredisClient['setStatus']>, client: IoredisClient, args: IArguments): unknown {
+  const status = args[0];
+  if (status === 'ready') {
+    // Scheduled before setStatus schedules the 'ready' event: cleared first.
+    readyTurn.add(client);
+    process.nextTick(() => readyTurn.delete(client));
+  }
+  const result = original.apply(client, args as never);
+  if (status === 'end') endAbandoned(client);
+  return result;
 }
 
 /** True when `pipeline` is one of its client's pending auto-pipelines (autoPipelining.js). */
@@ -395,8 +506,40 @@ function tracedPipelineSendCommand(original: IoredisPipeline['sendCommand'], pip
   return original.apply(pipeline, args as never);
 }
 
+/**
+ * An auto-pipeline that fails as a whole (a Cluster batch whose keys no
+ * longer share a slot: Pipeline.exec rejects the pipeline and never settles
+ * its commands; autoPipelining.js hands the error to each caller) ends the
+ * spans of its traced commands with that error.
+ */
+function followAutoPipeline(pipeline: IoredisPipeline): void {
+  if (followedAuto.has(pipeline)) return;
+  followedAuto.add(pipeline);
+  const reject = pipeline.reject;
+  if (typeof reject !== 'function') return;
+  pipeline.reject = function (this: unknown, err: unknown) {
+    const result = reject.apply(this, arguments as never);
+    try {
+      for (const c of Array.isArray(pipeline._queue) ? pipeline._queue : []) {
+        const owner = c[OWNER] as Owner | undefined;
+        if (owner !== undefined && owner !== UNTRACED && !owner.done) finish(owner, err ?? new Error('ioredis pipeline rejected'));
+      }
+    } catch (finishErr) {
+      logOnce('ioredis:auto-reject', 'could not end the spans of a failed ioredis auto-pipeline', finishErr);
+    }
+    return result;
+  };
+}
+
 /** Pipeline.prototype.exec: one span for the batch, from the exec call to its results. */
 function tracedExec(original: IoredisPipeline['exec'], pipeline: IoredisPipeline, args: IArguments): unknown {
+  if (pipeline[AUTO] === true) {
+    try {
+      followAutoPipeline(pipeline);
+    } catch (err) {
+      logOnce('ioredis:auto-follow', 'could not follow an ioredis auto-pipeline', err);
+    }
+  }
   // Already traced (a Cluster retry or a delayed exec), auto-pipelined, or the
   // call of a MULTI pipeline that only queues its EXEC (transaction.js calls exec twice).
   if (pipeline[OWNER] !== undefined || pipeline[AUTO] === true || pipeline._transactions > 0) {
@@ -482,6 +625,22 @@ export const ioredis: Instrumentation<IoredisModule> = {
         return tracedSendCommand(original, this, arguments, false);
       },
     );
+    if (typeof redis.disconnect === 'function') {
+      wrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect', (original) =>
+        function disconnect(this: IoredisClient) {
+          const result = original.apply(this, arguments as never);
+          endAbandoned(this);
+          return result;
+        },
+      );
+    }
+    if (typeof redis.setStatus === 'function') {
+      wrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus', (original) =>
+        function setStatus(this: IoredisClient) {
+          return tracedSetStatus(original, this, arguments);
+        },
+      );
+    }
     const cluster = exports.Cluster?.prototype;
     if (cluster !== undefined) {
       wrapMethod(cluster, 'sendCommand', (original) =>
@@ -497,6 +656,16 @@ export const ioredis: Instrumentation<IoredisModule> = {
           },
         );
       }
+    }
+    const sentinel = exports.SentinelConnector?.prototype;
+    if (sentinel !== undefined && typeof sentinel.connectToSentinel === 'function') {
+      wrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel', (original) =>
+        function connectToSentinel(this: unknown) {
+          const client = original.apply(this, arguments as never);
+          if (client !== null && typeof client === 'object') ownClients.add(client);
+          return client;
+        },
+      );
     }
     const pipeline = exports.Pipeline?.prototype;
     if (pipeline !== undefined) {
@@ -514,12 +683,18 @@ export const ioredis: Instrumentation<IoredisModule> = {
   },
   unpatch(exports) {
     const redis = redisPrototype(exports);
-    if (redis !== undefined) unwrapMethod(redis, 'sendCommand');
+    if (redis !== undefined) {
+      unwrapMethod(redis, 'sendCommand');
+      unwrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus');
+      unwrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect');
+    }
     const cluster = exports.Cluster?.prototype;
     if (cluster !== undefined) {
       unwrapMethod(cluster, 'sendCommand');
       for (const name of CLUSTER_HOUSEKEEPING) unwrapMethod(cluster, name);
     }
+    const sentinel = exports.SentinelConnector?.prototype;
+    if (sentinel !== undefined) unwrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel');
     const pipeline = exports.Pipeline?.prototype;
     if (pipeline !== undefined) {
       unwrapMethod(pipeline, 'exec');

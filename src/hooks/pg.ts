@@ -22,7 +22,7 @@ import type { PgClientInternals, PgClientPrototype, PgModule, PgPoolClass, PgPoo
 import { logOnce, safeCall } from '../logger';
 import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } from '../options';
 import type { Instrumentation } from '../instrumentation';
-import { redactErrorFields } from '../redact';
+import { redactErrorFields, redactValues } from '../redact';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
 import { maskSqlLiterals, sqlVerb, truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
@@ -122,13 +122,26 @@ function connectionTags(tags: TagMap, client: PgClientInternals): TagMap {
   return addPeerTags(tags, host, port);
 }
 
+/**
+ * `text` with its literals masked, cut at `max`. A statement of megabytes (a
+ * bulk INSERT) is masked only as far as the tag can show, four times `max`,
+ * unless masking shrank that part below `max`; a cut inside a literal masks
+ * the rest of it (an unterminated string is masked to its end).
+ */
+function maskedStatement(text: string, max: number): string {
+  const window = max * 4;
+  if (text.length > window) {
+    const head = maskSqlLiterals(text.slice(0, window), 'postgres');
+    if (head.length > max) return truncate(head, max);
+  }
+  return truncate(maskSqlLiterals(text, 'postgres'), max);
+}
+
 function queryTags(text: string | undefined, values: unknown, options: PgOptions): TagMap {
   const tags = clientTags(COMPONENT);
   tags[TAG.DB_TYPE] = DB_TYPE_SQL;
   const max = maxLength(options);
-  if (text !== undefined) {
-    tags[TAG.DB_STATEMENT] = truncate(options.recordRawStatement === true ? text : maskSqlLiterals(text, 'postgres'), max);
-  }
+  if (text !== undefined) tags[TAG.DB_STATEMENT] = options.recordRawStatement === true ? truncate(text, max) : maskedStatement(text, max);
   if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = serializeParameters(values, max);
   return tags;
 }
@@ -140,27 +153,64 @@ function requestView(config: unknown, values: unknown): PgQueryConfig {
   return { text: textOf(config), values: Array.isArray(v) ? v : undefined };
 }
 
+/** At most this many texts are looked for in an error (a huge array parameter stays cheap). */
+const MAX_ECHO_FORMS = 200;
+
 /**
- * PostgreSQL quotes the value it could not use in some messages (`invalid
- * input syntax for type integer: "..."`, `value "..." is out of range`): the
- * quoted parameter values of `message` and `stack`, replaced. Undefined when
- * no parameter value is quoted.
+ * The texts under which PostgreSQL may echo a parameter value in an error:
+ * the value as pg sends it (strings, numbers; an object as its JSON), each
+ * element of an array (`= ANY($1::int[])` quotes the element it could not
+ * read), the leaf strings of a JSON value, a Buffer as `\x...` hex and as text.
  */
-function withoutQuotedValues(err: unknown, values: unknown): Record<string, string> | undefined {
-  if (!Array.isArray(values) || values.length === 0) return undefined;
-  const e = err as { message?: unknown; stack?: unknown };
-  if (typeof e.message !== 'string' || !e.message.includes('"')) return undefined;
-  let message = e.message;
-  let stack = typeof e.stack === 'string' ? e.stack : undefined;
-  for (const value of values) {
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint') continue;
-    const quoted = `"${String(value)}"`;
-    if (quoted.length <= 2 || !message.includes(quoted)) continue;
-    message = message.split(quoted).join(`"${REDACTED}"`);
-    if (stack !== undefined) stack = stack.split(quoted).join(`"${REDACTED}"`);
+function echoForms(value: unknown, out: string[], depth = 0): void {
+  if (out.length >= MAX_ECHO_FORMS || value === null || value === undefined) return;
+  if (typeof value === 'string') out.push(value);
+  else if (typeof value === 'number' || typeof value === 'bigint') out.push(String(value));
+  else if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
+    const buffer = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    out.push(`\\x${buffer.toString('hex')}`, buffer.toString('utf8'));
+  } else if (Array.isArray(value)) {
+    if (depth < 3) for (const item of value) echoForms(item, out, depth + 1);
+  } else if (typeof value === 'object' && !(value instanceof Date)) {
+    try {
+      out.push(JSON.stringify(value));
+    } catch {
+      // a cycle or a BigInt inside: its leaves below
+    }
+    if (depth < 3) for (const item of Object.values(value as object)) echoForms(item, out, depth + 1);
   }
-  if (message === e.message) return undefined;
-  return stack === undefined ? { message } : { message, stack };
+}
+
+/** `JSON data, line 1: <the start of the value>...` in the `where` of a JSON input error. */
+const JSON_CONTEXT = /(JSON data, line \d+: )[^\n]*/g;
+
+/**
+ * PostgreSQL echoes parameter values in some errors: quoted where it could
+ * not use one (`invalid input syntax for type integer: "..."`, `value "..."
+ * is out of range`), the whole text of a plpgsql `RAISE ... '%', $1`, the
+ * start of a JSON value in `where`. Their occurrences in `message`, `stack`
+ * and `where` replaced, and the literals of `internalQuery` masked.
+ * Undefined when nothing changes.
+ */
+function withoutEchoedValues(err: unknown, values: unknown): Record<string, string> | undefined {
+  const e = err as { message?: unknown; stack?: unknown; where?: unknown; internalQuery?: unknown };
+  const forms: string[] = [];
+  if (Array.isArray(values)) echoForms(values, forms);
+  const fields: Record<string, string> = {};
+  for (const key of ['message', 'stack', 'where'] as const) {
+    const text = e[key];
+    if (typeof text !== 'string') continue;
+    // In a stack, only its head (the message): a value may also be a word of a file path.
+    const frames = key === 'stack' ? text.indexOf('\n    at ') : -1;
+    let redacted = frames === -1 ? redactValues(text, forms) : redactValues(text.slice(0, frames), forms) + text.slice(frames);
+    if (key === 'where') redacted = redacted.replace(JSON_CONTEXT, `$1${REDACTED}`);
+    if (redacted !== text) fields[key] = redacted;
+  }
+  if (typeof e.internalQuery === 'string') {
+    const masked = maskSqlLiterals(e.internalQuery, 'postgres');
+    if (masked !== e.internalQuery) fields.internalQuery = masked;
+  }
+  return Object.keys(fields).length > 0 ? fields : undefined;
 }
 
 /** Finishes `span` once: response hook on success, error tags on failure. */
@@ -179,7 +229,7 @@ function finisher(span: Span, options: PgOptions, onDone?: () => void, values?: 
       // its message sometimes a parameter value: logged only with captureParameters.
       let fields: Record<string, string> | undefined;
       try {
-        fields = withoutQuotedValues(err, values);
+        fields = withoutEchoedValues(err, values);
       } catch (redactErr) {
         logOnce('pg:redact', 'could not check a pg error for quoted values', redactErr);
       }
