@@ -29,6 +29,12 @@ export interface ModuleEntry {
   readonly module: string;
   /** Supported versions of `module` (semver range); omitted for builtins. */
   readonly versions?: string;
+  /**
+   * A file inside the package to hook instead of its main file, relative to
+   * the package folder, with its extension (`lib/connection.js`); must match
+   * the hook's own `file`.
+   */
+  readonly file?: string;
   /** Loads the hook file and returns the hook. */
   readonly load: () => Instrumentation<never>;
 }
