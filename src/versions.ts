@@ -43,20 +43,21 @@ export function simpleSatisfies(version: string, range: string): boolean | undef
   if (v === null || v[3] === undefined) return undefined;
   const have = [Number(v[1]), Number(v[2]), Number(v[3])];
   const parts = range.trim().split(/\s+/);
-  if (parts.length === 0 || parts[0] === '') return undefined;
+  if (parts[0] === '') return undefined;
+  const comparators: Array<{ op: string; bound: number[] }> = [];
+  // Every part first: one that is not a simple comparator (`||`, `^1`) makes the whole range semver's.
   for (const part of parts) {
     const c = COMPARATOR.exec(part);
     if (c === null) return undefined;
     const op = c[1] ?? '=';
     // A partial bound (`<9`, `>=1.2`) is only simple where zero-filling it is what semver does.
-    const partial = c[4] === undefined;
-    if (partial && (op === '=' || op === '>' || op === '<=')) return undefined;
-    const bound = [Number(c[2]), Number(c[3] ?? 0), Number(c[4] ?? 0)];
-    const d = compare(have, bound);
-    const ok = op === '>=' ? d >= 0 : op === '>' ? d > 0 : op === '<' ? d < 0 : op === '<=' ? d <= 0 : d === 0;
-    if (!ok) return false;
+    if (c[4] === undefined && (op === '=' || op === '>' || op === '<=')) return undefined;
+    comparators.push({ op, bound: [Number(c[2]), Number(c[3] ?? 0), Number(c[4] ?? 0)] });
   }
-  return true;
+  return comparators.every(({ op, bound }) => {
+    const d = compare(have, bound);
+    return op === '>=' ? d >= 0 : op === '>' ? d > 0 : op === '<' ? d < 0 : op === '<=' ? d <= 0 : d === 0;
+  });
 }
 
 /** Whether `version` is in `range` (semver rules, prereleases included). */
