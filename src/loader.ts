@@ -180,11 +180,6 @@ export function registerEsmLoader(modules: readonly string[]): boolean {
   return esmLoader;
 }
 
-/** Internal (tests): whether the ESM loader hooks are registered in this process. */
-export function esmLoaderRegistered(): boolean {
-  return esmLoader;
-}
-
 type IitmNamespace = Record<string, unknown>;
 type IitmHookFn = (exported: IitmNamespace, name: string, baseDir: string | void, format?: string) => unknown;
 interface IitmModule {
