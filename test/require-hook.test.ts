@@ -174,31 +174,34 @@ describe('loader: require (require-in-the-middle, one hook)', () => {
 });
 
 describe('loader: import (import-in-the-middle, in a child process)', () => {
-  it('an ES-module-only package (named exports, no default: a dist-es build) and a CommonJS one, imported by an ES module app', () => {
+  it('an ES-module-only package (named exports, no default: a dist-es build) and a CommonJS one, imported by an ES module app; named imports follow module.exports', () => {
     const tree = packages({
       'node_modules/esm-lib/package.json': JSON.stringify({ name: 'esm-lib', version: '1.0.0', type: 'module', exports: { import: './dist-es/index.js' } }),
       'node_modules/esm-lib/dist-es/index.js':
         "export class Client { send() { return 'sent'; } }\nexport function helper() { return 'original'; }\n",
       'node_modules/cjs-lib/package.json': JSON.stringify({ name: 'cjs-lib', version: '1.0.0', main: 'lib/main.js' }),
-      'node_modules/cjs-lib/lib/main.js': 'exports.answer = 1; exports.Thing = class Thing {};',
+      'node_modules/cjs-lib/lib/main.js': "exports.answer = 1; exports.Thing = class Thing {}; exports.run = function run() { return 'original'; };",
       'node_modules/plain-lib/index.js': 'module.exports = { plain: true };',
       // The app: the loader is registered first (as --import would), then the app's graph loads.
       'app.mjs':
         `import { Client, helper } from 'esm-lib';\n` +
-        `import cjs, { Thing } from 'cjs-lib';\n` +
+        `import cjs, { Thing, run } from 'cjs-lib';\n` +
         `import 'plain-lib';\n` +
         `const seen = globalThis.seen;\n` +
-        `console.log(JSON.stringify({ seen, send: new Client().send(), helper: helper(), same: cjs.Thing === Thing, patched: new Thing().patched === true }));\n`,
+        `const ranPatched = run();\n` +
+        // what uninstall does: the original back on module.exports, then the named exports follow it
+        `cjs.run = globalThis.originalRun; globalThis.loader.syncImportedExports();\n` +
+        `console.log(JSON.stringify({ seen, send: new Client().send(), helper: helper(), same: cjs.Thing === Thing, patched: new Thing().patched === true, ranPatched, ranAfter: run() }));\n`,
       'preload.mjs':
         `import { createRequire } from 'node:module';\n` +
         `const require = createRequire(import.meta.url);\n` +
         `const loader = require(${JSON.stringify(path.join(ROOT, 'dist', 'loader.js'))});\n` +
-        `globalThis.seen = [];\n` +
+        `globalThis.seen = []; globalThis.loader = loader;\n` +
         `loader.registerEsmLoader(['esm-lib', 'cjs-lib']);\n` +
         `loader.hookImports(['esm-lib', 'cjs-lib'], (exports, name, basedir) => {\n` +
         `  globalThis.seen.push([name, Object.keys(exports).sort()]);\n` +
         `  if (name === 'esm-lib') { const send = exports.Client.prototype.send; exports.Client.prototype.send = function () { return 'wrapped ' + send.call(this); }; exports.helper = () => 'replaced'; }\n` +
-        `  if (name === 'cjs-lib') exports.Thing.prototype.patched = true;\n` +
+        `  if (name === 'cjs-lib') { exports.Thing.prototype.patched = true; globalThis.originalRun = exports.run; exports.run = function run() { return 'wrapped'; }; }\n` +
         `});\n`,
     });
     try {
@@ -208,12 +211,15 @@ describe('loader: import (import-in-the-middle, in a child process)', () => {
       assert.deepStrictEqual(out, {
         seen: [
           ['esm-lib', ['Client', 'helper']],
-          ['cjs-lib', ['Thing', 'answer']],
+          ['cjs-lib', ['Thing', 'answer', 'run']],
         ],
         send: 'wrapped sent',
         helper: 'replaced',
         same: true,
         patched: true,
+        // a function replaced on module.exports: the named import follows it, and follows it back
+        ranPatched: 'wrapped',
+        ranAfter: 'original',
       });
     } finally {
       fs.rmSync(tree.dir, { recursive: true, force: true });
