@@ -50,7 +50,8 @@ let ritm: RitmModule | undefined;
  * nodejs/require-in-the-middle#20) for lines that only print under
  * `DEBUG=require-in-the-middle`; loading `debug` (and the
  * `supports-color`/tty setup it does) measured ~7 ms of CPU of the ~10 ms
- * that loading the library costs on Node 20 (`node -e "require(...)"`, 40 alternated runs). Unless `DEBUG` is set, it is handed a no-op `debug` for
+ * that loading the library costs on Node 20 (`node -e "require(...)"`, 40
+ * alternated runs). Unless `DEBUG` is set, it is handed a no-op `debug` for
  * that one load: the stand-in sits in `require.cache` only while the library
  * loads, so the application's own `require('debug')` still gets the real one.
  */
