@@ -5,7 +5,7 @@
 import { CLIENT_NAMES, type ClientName } from './clients';
 import { MODE_IDS, MODE_LABELS, type ModeId } from './modes';
 import { median, type Summary } from './stats';
-import { STARTUP_LABELS, STARTUP_VARIANTS, type StartupResult } from './startup';
+import { STARTUP_BASELINE, STARTUP_LABELS, STARTUP_VARIANTS, type StartupResult } from './startup';
 import type { LatencyResult, MemoryResult, WorkerOutput } from './worker';
 
 /** Per mode, the OpenTelemetry mode its added cost is compared with. */
@@ -67,8 +67,9 @@ export function startupTable(s: StartupResult): string {
     '| --- | ---: | ---: | ---: | ---: |',
   ];
   for (const v of STARTUP_VARIANTS) {
-    const addedWall = v === 'node' ? '' : f(s.wall[v].median - s.wall.node.median);
-    const addedCpu = v === 'node' ? '' : f(s.cpu[v].median - s.cpu.node.median);
+    const base = STARTUP_BASELINE[v];
+    const addedWall = v === base ? '' : f(s.wall[v].median - s.wall[base].median);
+    const addedCpu = v === base ? '' : f(s.cpu[v].median - s.cpu[base].median);
     lines.push(`| \`${STARTUP_LABELS[v]}\` | ${spread(s.wall[v])} | ${spread(s.cpu[v])} | ${addedWall} | ${addedCpu} |`);
   }
   return lines.join('\n');

@@ -1,8 +1,10 @@
 /**
  * Startup cost: `node -e` with nothing preloaded, with jaeger-client loaded
  * (what jaeger-client itself costs), with `-r ./register` (this library) and
- * with OpenTelemetry's `auto-instrumentations-node/register`. The variants
- * run alternated, several times; each figure is a median.
+ * with OpenTelemetry's `auto-instrumentations-node/register`; then an app
+ * that requires pg, and an ES module app that imports pg (bench/startup-esm.mjs:
+ * the ES module loader's cost), each without and with `-r ./register`. The
+ * variants run alternated, several times; each figure is a median.
  *
  * Wall time is measured around the child process; CPU time is the child's
  * own `process.cpuUsage()` read at its exit, so it covers its whole life.
@@ -13,7 +15,7 @@ import { ROOT } from './paths';
 import { summarize, type Summary } from './stats';
 
 
-export const STARTUP_VARIANTS = ['node', 'jaeger-client', 'register', 'otel'] as const;
+export const STARTUP_VARIANTS = ['node', 'jaeger-client', 'register', 'otel', 'pg', 'register-pg', 'esm-pg', 'register-esm-pg'] as const;
 export type StartupVariant = (typeof STARTUP_VARIANTS)[number];
 
 export const STARTUP_LABELS: Record<StartupVariant, string> = {
@@ -21,7 +23,25 @@ export const STARTUP_LABELS: Record<StartupVariant, string> = {
   'jaeger-client': 'node -r jaeger-client -e 0',
   register: 'node -r ./register -e 0',
   otel: 'node -r @opentelemetry/auto-instrumentations-node/register -e 0',
+  pg: "node -e \"require('pg')\"",
+  'register-pg': "node -r ./register -e \"require('pg')\"",
+  'esm-pg': 'node bench/startup-esm.mjs',
+  'register-esm-pg': 'node -r ./register bench/startup-esm.mjs',
 };
+
+/** What each variant's "added" columns are measured against. */
+export const STARTUP_BASELINE: Record<StartupVariant, StartupVariant> = {
+  node: 'node',
+  'jaeger-client': 'node',
+  register: 'node',
+  otel: 'node',
+  pg: 'pg',
+  'register-pg': 'pg',
+  'esm-pg': 'esm-pg',
+  'register-esm-pg': 'esm-pg',
+};
+
+const ESM_APP = 'bench/startup-esm.mjs';
 
 // `-e 0`, plus reporting the process's CPU time when it exits.
 const PROBE = "process.on('exit',()=>{const u=process.cpuUsage();process.stdout.write('CPU '+(u.user+u.system))})";
@@ -36,6 +56,14 @@ function argsOf(variant: StartupVariant): string[] {
       return ['-r', './register', '-e', PROBE];
     case 'otel':
       return ['-r', '@opentelemetry/auto-instrumentations-node/register', '-e', PROBE];
+    case 'pg':
+      return ['-e', `${PROBE};require('pg')`];
+    case 'register-pg':
+      return ['-r', './register', '-e', `${PROBE};require('pg')`];
+    case 'esm-pg':
+      return [ESM_APP];
+    case 'register-esm-pg':
+      return ['-r', './register', ESM_APP];
   }
 }
 
@@ -50,7 +78,7 @@ function envOf(variant: StartupVariant): NodeJS.ProcessEnv {
     env.OTEL_METRICS_EXPORTER = 'none';
     env.OTEL_LOGS_EXPORTER = 'none';
   }
-  if (variant === 'register') {
+  if (variant.startsWith('register')) {
     // The agent address jaeger-client would use by default, stated: nothing is sent by `-e 0`.
     env.JAEGER_AGENT_HOST = '127.0.0.1';
     env.JAEGER_SERVICE_NAME = 'bench';

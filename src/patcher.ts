@@ -1,15 +1,16 @@
 /**
- * The patch registry and the require hook: finds each supported library
- * whether it was loaded before or after install, patches each loaded copy
- * once, and undoes everything on uninstall.
+ * The patch registry at work: finds each supported library whether it was
+ * loaded before or after install, by `require` or `import` (src/loader.ts),
+ * patches each loaded copy in its hook's version range once, and undoes
+ * everything on uninstall.
  */
 import { builtinModules, syncBuiltinESMExports } from 'module';
 import * as path from 'path';
 import { instrumentations, type Registration } from './hooks';
-import { logOnce } from './logger';
+import { logOnce, warnOnce } from './logger';
 import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
-import { hookRequire, type RequireHook } from './require-hook';
-import { esmPackagesFrom, hookEsmLoader } from './esm-hook';
+import { anyInstalledFrom, hookImports, hookRequire, registerEsmLoader, syncImportedExports, type LoadHook } from './loader';
+import { satisfies, versionAt } from './versions';
 import type { Instrumentation } from './instrumentation';
 import { guardLoadedJaegerClients } from './export/jaeger-guard';
 
@@ -24,7 +25,13 @@ const enabled = new Set<PatchName>();
 const patched = new Map<Registration, Set<unknown>>();
 /** The hooks loaded so far (a hook file is loaded when its module is first seen). */
 const loaded = new Map<Registration, AnyInstrumentation | null>();
-let hook: RequireHook | null = null;
+let requireHook: LoadHook | null = null;
+let importHook: LoadHook | null = null;
+
+/** What the loader reports for an entry: its package name, or `<package>/<file>` for a hook on an internal file. */
+function loadNameOf(reg: Registration): string {
+  return reg.file === undefined ? reg.module : `${reg.module}/${path.posix.normalize(reg.file)}`;
+}
 
 /** The entry's hook, loading its file on first use; null (logged) if it cannot be loaded. */
 function instrumentationOf(reg: Registration): AnyInstrumentation | null {
@@ -41,11 +48,38 @@ function instrumentationOf(reg: Registration): AnyInstrumentation | null {
   return inst;
 }
 
-function patchExports(reg: Registration, exports: unknown): void {
+/**
+ * False (and one diagnostic line per package version) when the copy in
+ * `basedir` is outside the entry's `versions`; true when it is inside, or
+ * its version cannot be read (an unknown version is not known to be outside).
+ */
+function inRange(reg: Registration, basedir: string | undefined): boolean {
+  if (reg.versions === undefined || basedir === undefined) return true;
+  const version = versionAt(basedir);
+  if (version === undefined) return true;
+  let ok: boolean;
+  try {
+    ok = satisfies(version, reg.versions);
+  } catch (err) {
+    logOnce(`range:${reg.name}:${reg.module}`, `bad version range '${reg.versions}' for ${reg.module}`, err);
+    return true;
+  }
+  if (!ok) {
+    // The contract's "patch skipped for its version": one warning per library and version.
+    warnOnce(
+      `version:${reg.name}:${reg.module}@${version}`,
+      `${reg.module}@${version} is outside the versions the ${reg.name} patch supports (${reg.versions}); left unpatched`,
+    );
+  }
+  return ok;
+}
+
+function patchExports(reg: Registration, exports: unknown, basedir: string | undefined): void {
   if (exports === null || (typeof exports !== 'object' && typeof exports !== 'function')) return;
   let done = patched.get(reg);
   if (done === undefined) patched.set(reg, (done = new Set()));
   if (done.has(exports)) return;
+  if (!inRange(reg, basedir)) return;
   const inst = instrumentationOf(reg);
   if (inst === null) return;
   try {
@@ -61,24 +95,24 @@ function patchExports(reg: Registration, exports: unknown): void {
   }
 }
 
-/** The exports of every copy of `moduleName` already in the require cache. */
-function loadedCopies(moduleName: string): unknown[] {
-  if (builtins.has(moduleName)) {
+/** Every copy of `reg`'s module (or internal file) already in the require cache: its exports and package folder. */
+function loadedCopies(reg: Registration): Array<{ exports: unknown; basedir?: string }> {
+  if (builtins.has(reg.module)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return [require(moduleName)];
+    return [{ exports: require(reg.module) }];
   }
-  const marker = `${path.sep}node_modules${path.sep}${moduleName.split('/').join(path.sep)}${path.sep}`;
+  const marker = `${path.sep}node_modules${path.sep}${reg.module.split('/').join(path.sep)}${path.sep}`;
   const roots = new Set<string>();
   for (const file of Object.keys(require.cache)) {
     const at = file.lastIndexOf(marker);
     if (at !== -1) roots.add(file.slice(0, at + marker.length - 1));
   }
-  const copies: unknown[] = [];
+  const copies: Array<{ exports: unknown; basedir?: string }> = [];
   for (const root of roots) {
     try {
-      const main = require.resolve(root);
-      const cached = require.cache[main];
-      if (cached !== undefined && cached.loaded) copies.push(cached.exports);
+      const file = reg.file === undefined ? require.resolve(root) : require.resolve(path.join(root, reg.file));
+      const cached = require.cache[file];
+      if (cached !== undefined && cached.loaded) copies.push({ exports: cached.exports, basedir: root });
     } catch {
       // a package folder without a resolvable main: not a copy we can patch
     }
@@ -90,22 +124,37 @@ function activeInstrumentations(): Registration[] {
   return instrumentations.filter((reg) => enabled.has(reg.name));
 }
 
-function rehook(): void {
-  if (hook !== null) {
-    hook.unhook();
-    hook = null;
+/** The packages the loader watches: every non-builtin module of an enabled patch. */
+function watchedPackages(): string[] {
+  return [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
+}
+
+function onLoad(exports: unknown, name: string, basedir: string | undefined): void {
+  const file = path.sep === '/' ? name : name.split(path.sep).join('/');
+  for (const reg of activeInstrumentations()) {
+    if (loadNameOf(reg) === file) patchExports(reg, exports, basedir);
   }
+}
+
+function unhookAll(): void {
+  requireHook?.unhook();
+  importHook?.unhook();
+  requireHook = importHook = null;
+}
+
+function rehook(): void {
+  unhookAll();
   // Builtins need no hook: their one exports object is patched at install.
-  const modules = [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
+  const modules = watchedPackages();
   if (modules.length === 0 && enabled.size === 0) return;
+  const internals = activeInstrumentations().some((reg) => reg.file !== undefined);
   // jaeger-client too, whatever is enabled: a tracer the application builds
   // later must not trace its own reports and polls (export/jaeger-guard.ts).
-  hook = hookRequire([...modules, JAEGER_CLIENT], (exports, name) => {
-    if (name === JAEGER_CLIENT) return guardLoadedJaegerClients();
-    for (const reg of activeInstrumentations()) {
-      if (reg.module === name) patchExports(reg, exports);
-    }
+  requireHook = hookRequire([...modules, JAEGER_CLIENT], internals, (exports, name, basedir) => {
+    if (name === JAEGER_CLIENT) guardLoadedJaegerClients();
+    else onLoad(exports, name, basedir);
   });
+  if (modules.length > 0) importHook = hookImports(modules, onLoad);
 }
 
 function validateNames(names: readonly PatchName[]): void {
@@ -127,7 +176,7 @@ export function installPatches(names: readonly PatchName[], options?: Instrument
   for (const name of names) enabled.add(name);
   guardLoadedJaegerClients();
   for (const reg of activeInstrumentations()) {
-    for (const exports of loadedCopies(reg.module)) patchExports(reg, exports);
+    for (const copy of loadedCopies(reg)) patchExports(reg, copy.exports, copy.basedir);
   }
   rehook();
   syncEsm();
@@ -137,7 +186,9 @@ export function installPatches(names: readonly PatchName[], options?: Instrument
  * ES modules that did `import { request } from 'node:http'` before install
  * hold their own bindings of the builtin's exports; Node refreshes them from
  * the CommonJS object only when asked. Without this they would keep calling
- * the unpatched functions (or, after uninstall, our wrappers).
+ * the unpatched functions (or, after uninstall, our wrappers). Cheaper than
+ * having import-in-the-middle wrap builtins, and it also serves an ES module
+ * app that installs in code after its imports.
  */
 function syncEsm(): void {
   try {
@@ -152,13 +203,10 @@ export function installAllPatches(options?: InstrumentationOptions): void {
   installPatches(PATCH_NAMES, options);
 }
 
-/** Restores every original function and stops hooking later `require`s. */
+/** Restores every original function and stops hooking later `require`s and `import`s. */
 export function uninstallAllPatches(): void {
   enabled.clear();
-  if (hook !== null) {
-    hook.unhook();
-    hook = null;
-  }
+  unhookAll();
   for (const [reg, copies] of patched) {
     // A copy is only in `patched` once its hook loaded.
     const inst = loaded.get(reg)!;
@@ -173,36 +221,50 @@ export function uninstallAllPatches(): void {
   }
   patched.clear();
   syncEsm();
+  syncImportedExports();
+}
+
+/** The package folder of the module in `require.cache` whose exports are `exports`, if any. */
+function basedirOf(exports: unknown): string | undefined {
+  const nm = `${path.sep}node_modules${path.sep}`;
+  for (const [file, mod] of Object.entries(require.cache)) {
+    if (mod === undefined || mod.exports !== exports) continue;
+    const at = file.lastIndexOf(nm);
+    if (at === -1) return undefined;
+    const rest = file.slice(at + nm.length).split(path.sep);
+    const depth = rest[0].startsWith('@') ? 2 : 1;
+    return file.slice(0, at + nm.length) + rest.slice(0, depth).join(path.sep);
+  }
+  return undefined;
 }
 
 /**
- * Internal (tests, the ESM loader): patches `exports` as if it had been
- * required as `moduleName`, through the registry (so uninstall restores it),
- * for the patches enabled now. For copies installed under another name, e.g.
- * `ioredis6` (npm alias of ioredis@6), and ES module copies (axios' `index.js`).
+ * Internal (tests): patches `exports` as if it had been loaded as
+ * `moduleName`, through the registry (so uninstall restores it, and the
+ * version range applies: the copy's version is read from the package folder
+ * it was required from), for the patches enabled now. For copies installed
+ * under another name, e.g. `ioredis6` (npm alias of ioredis@6).
  */
-export function patchModuleAs(moduleName: string, exports: unknown): void {
+export function patchModuleAs(moduleName: string, exports: unknown, basedir: string | undefined = basedirOf(exports)): void {
   for (const reg of activeInstrumentations()) {
-    if (reg.module === moduleName) patchExports(reg, exports);
+    if (reg.module === moduleName && reg.file === undefined) patchExports(reg, exports, basedir);
   }
 }
 
-let esmLoader = false;
-
 /**
- * Internal (`register`, for an ES module entry point in `appDir`): registers
- * the ESM loader hooks, once, if an enabled patch's package reachable from
- * `appDir` is an ES module package (axios). They watch every supported
- * package; what they report is patched only while its patch is enabled.
- * True when the hooks are registered.
+ * Internal (`register`, `register.mjs`): registers the ES module loader
+ * (import-in-the-middle), once, for every supported package (what it
+ * reports is patched only while its patch is enabled), when one of them is
+ * installed where the application in `appDir` would find it (or always,
+ * without `appDir`). True when the loader is registered.
  */
-export function hookEsmImports(appDir: string): boolean {
-  if (esmLoader) return true;
-  const modules = [...new Set(activeInstrumentations().map((reg) => reg.module))].filter((m) => !builtins.has(m));
-  if (esmPackagesFrom(appDir, modules).length === 0) return false;
+export function hookEsmImports(appDir?: string): boolean {
   const all = [...new Set(instrumentations.map((reg) => reg.module))].filter((m) => !builtins.has(m));
-  esmLoader = hookEsmLoader(all, patchModuleAs);
-  return esmLoader;
+  if (appDir !== undefined && !anyInstalledFrom(appDir, all)) return false;
+  if (!registerEsmLoader(all)) return false;
+  // The import hook of installPatches was a no-op until the loader existed.
+  if (enabled.size > 0) rehook();
+  return true;
 }
 
 /** Internal (tests, benchmarks): the names currently enabled. */

@@ -172,7 +172,15 @@ export function redactErrorFields(err: unknown, fields: Readonly<Record<string, 
     for (const key of Object.getOwnPropertyNames(err)) {
       if (names.includes(key)) continue;
       const descriptor = Object.getOwnPropertyDescriptor(err, key);
-      if (descriptor !== undefined) Object.defineProperty(copy, key, descriptor);
+      if (descriptor === undefined) continue;
+      // Since V8 12 (Node 22) an error's own `stack` is an accessor that reads the
+      // stack of the object it is called on: copied as is, it reads `undefined` on the
+      // copy. An accessor's value is read from the error and kept as a plain value.
+      if (descriptor.get !== undefined) {
+        Object.defineProperty(copy, key, { value: (err as Record<string, unknown>)[key], writable: true, enumerable: descriptor.enumerable, configurable: true });
+      } else {
+        Object.defineProperty(copy, key, descriptor);
+      }
     }
     for (const name of names) {
       if (fields[name] !== undefined && Object.prototype.hasOwnProperty.call(err, name)) copy[name] = fields[name];

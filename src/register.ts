@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { isEsmEntry } from './esm-hook';
+import { isEsmEntry } from './loader';
 import { hookEsmImports, installPatches } from './patcher';
 import { PATCH_NAMES, type PatchName } from './options';
 import { initTracerFromEnv, isGlobalTracerRegistered } from './tracer';
@@ -90,11 +90,11 @@ export function register(): void {
     warn(`could not install the patches (${(err as Error).message}); the application runs untraced`);
   }
   try {
-    // CommonJS packages imported from ESM are seen without it (require-hook.ts).
+    // An ES module app: the import loader (src/loader.ts), registered before the app's module graph loads.
     const script = process.argv[1];
     if (isEsmEntry(script)) hookEsmImports(path.dirname(path.resolve(script!)));
   } catch (err) {
-    warn(`could not hook ES module imports (${(err as Error).message}); axios imported as an ES module is traced as http`);
+    warn(`could not hook ES module imports (${(err as Error).message}); packages imported by ES modules may be left untraced`);
   }
 }
 

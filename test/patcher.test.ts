@@ -1,6 +1,7 @@
 import assert from 'assert';
 import * as http from 'http';
 import * as https from 'https';
+import Module from 'module';
 import { installAllPatches, installPatches, uninstallAllPatches } from '../src';
 import { isWrapped } from '../src/wrap';
 import { createTestTracer, tag, waitForSpans } from './helpers/tracing';
@@ -45,6 +46,19 @@ describe('patch machinery', () => {
       uninstallAllPatches();
     }
     assert.strictEqual(http.request, originals.request);
+  });
+
+  it('installing again replaces the one require hook instead of stacking them; uninstall gives back the very same require', () => {
+    const original = Module.prototype.require;
+    installAllPatches({ tracer: t.tracer });
+    const first = Module.prototype.require;
+    installAllPatches({ tracer: t.tracer });
+    installPatches(['pg'], { tracer: t.tracer });
+    assert.notStrictEqual(Module.prototype.require, original);
+    // a second hook stacked on the first would stay behind, inert, when the first is taken out
+    assert.notStrictEqual(Module.prototype.require, first);
+    uninstallAllPatches();
+    assert.strictEqual(Module.prototype.require, original);
   });
 
   it('a module required with the node: prefix after install is the patched one', () => {

@@ -182,8 +182,12 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     await assertEsmClientSpans(['-r', path.join(__dirname, '..', 'register.js')]);
   });
 
-  it('the same app under --import opentracing-instrumentation/register', async () => {
+  it('the same app under --import with the CommonJS register.js', async () => {
     await assertEsmClientSpans(['--import', path.join(__dirname, '..', 'register.js')]);
+  });
+
+  it('the same app under --import opentracing-instrumentation/register.mjs', async () => {
+    await assertEsmClientSpans(['--import', path.join(__dirname, '..', 'register.mjs')]);
   });
   it('an ES module app gets the same namespaces of pg, pg-pool, ioredis, axios and undici as without register', async () => {
     const app = path.join(__dirname, 'fixtures', 'esm-app', 'namespaces.mjs');

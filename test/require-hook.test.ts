@@ -1,7 +1,8 @@
 /**
- * The require hook (src/require-hook.ts) and the registry's lazy hook files
+ * The module loader (src/loader.ts: require-in-the-middle for `require`,
+ * import-in-the-middle for `import`) and the registry's lazy hook files
  * (src/hooks/index.ts): what `-r register` loads at startup, and that a
- * library required later is still patched.
+ * library loaded later, however it is loaded, is still patched.
  */
 import assert from 'assert';
 import { execFileSync } from 'child_process';
@@ -10,14 +11,26 @@ import Module, { createRequire } from 'module';
 import * as os from 'os';
 import * as path from 'path';
 import { instrumentations } from '../src/hooks';
-import { hookRequire, type RequireHook } from '../src/require-hook';
+import { hookRequire, type LoadHook } from '../src/loader';
 
 const ROOT = path.join(__dirname, '..');
 
-describe('require hook', () => {
-  let hook: RequireHook | undefined;
-  let seen: Array<{ name: string; exports: unknown }>;
+/** A package tree in a temporary folder: `files` relative to the folder. Returns a require from its root. */
+function packages(files: Record<string, string>): { require: NodeJS.Require; dir: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oti-loader-'));
+  for (const [file, text] of Object.entries(files)) {
+    const full = path.join(dir, file);
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    fs.writeFileSync(full, text);
+  }
+  return { require: createRequire(path.join(dir, 'app.js')), dir };
+}
+
+describe('loader: require (require-in-the-middle, one hook)', () => {
+  let hook: LoadHook | undefined;
+  let seen: Array<{ name: string; exports: unknown; basedir?: string }>;
   const originalRequire = Module.prototype.require;
+  let tree: { require: NodeJS.Require; dir: string } | undefined;
   beforeEach(() => {
     seen = [];
   });
@@ -25,16 +38,18 @@ describe('require hook', () => {
     hook?.unhook();
     hook = undefined;
     Module.prototype.require = originalRequire;
+    if (tree !== undefined) fs.rmSync(tree.dir, { recursive: true, force: true });
+    tree = undefined;
   });
 
-  function watch(...names: string[]): void {
-    hook = hookRequire(names, (exports, name) => seen.push({ name, exports }));
+  function watch(names: string[], internals = false): void {
+    hook = hookRequire(names, internals, (exports, name, basedir) => seen.push({ name, exports, basedir }));
   }
 
   it('reports a watched package required by its name, with the exports the caller gets, before the caller gets them', () => {
     let seenFirst = false;
-    hook = hookRequire(['pg'], (exports) => {
-      seen.push({ name: 'pg', exports });
+    hook = hookRequire(['pg'], false, (exports, name) => {
+      seen.push({ name, exports });
       seenFirst = true;
     });
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -44,115 +59,107 @@ describe('require hook', () => {
     assert.strictEqual(seen[0].exports, pg);
   });
 
-  /** A package tree in a temporary folder: `files` relative to its node_modules. Returns a require from its root. */
-  function packages(files: Record<string, string>): { require: NodeJS.Require; dir: string } {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oti-require-hook-'));
-    for (const [file, text] of Object.entries(files)) {
-      const full = path.join(dir, 'node_modules', file);
-      fs.mkdirSync(path.dirname(full), { recursive: true });
-      fs.writeFileSync(full, text);
-    }
-    return { require: createRequire(path.join(dir, 'app.js')), dir };
-  }
-
-  it('a scoped package, and a path to the main file of a watched package; not its other files, not unwatched packages', () => {
-    const tree = packages({
-      'plain-lib/package.json': JSON.stringify({ name: 'plain-lib', main: 'lib/index.js' }),
-      'plain-lib/lib/index.js': 'exports.main = true;\n',
-      'plain-lib/lib/other.js': 'exports.other = true;\n',
-      'other-lib/index.js': 'exports.other = true;\n',
-      '@scope/lib/index.js': 'exports.scoped = true;\n',
+  it('by name, by its resolved file path, by its folder, by a relative require from its own other entry; scoped; not other files nor unwatched packages', () => {
+    tree = packages({
+      'node_modules/plain-lib/package.json': JSON.stringify({ name: 'plain-lib', version: '1.2.3', main: 'lib/index.js' }),
+      'node_modules/plain-lib/lib/index.js': 'exports.main = true;\n',
+      'node_modules/plain-lib/lib/other.js': 'exports.other = true;\n',
+      // like mysql2/promise.js: another entry of the package that loads the main file relatively
+      'node_modules/plain-lib/promise.js': "module.exports = { core: require('./lib/index.js') };\n",
+      'node_modules/other-lib/index.js': 'exports.other = true;\n',
+      'node_modules/@scope/lib/index.js': 'exports.scoped = true;\n',
     });
-    try {
-      watch('plain-lib', '@scope/lib');
-      const main = tree.require('plain-lib') as unknown;
-      const scoped = tree.require('@scope/lib') as unknown;
-      const viaDir = tree.require('plain-lib/lib') as unknown;
-      const viaFile = tree.require('plain-lib/lib/index.js') as unknown;
-      tree.require('plain-lib/lib/other');
-      tree.require('other-lib');
-      tree.require(path.join(tree.dir, 'node_modules', 'plain-lib'));
-      tree.require('path');
-      assert.deepStrictEqual(seen.map((s) => s.name), ['plain-lib', '@scope/lib', 'plain-lib', 'plain-lib']);
-      assert.strictEqual(viaDir, main);
-      assert.strictEqual(viaFile, main);
-      assert.deepStrictEqual(seen.map((s) => s.exports), [main, scoped, main, main]);
-    } finally {
-      fs.rmSync(tree.dir, { recursive: true, force: true });
-    }
+    watch(['plain-lib', '@scope/lib']);
+    const base = path.join(tree.dir, 'node_modules', 'plain-lib');
+    const promise = tree.require('plain-lib/promise') as { core: unknown };
+    assert.deepStrictEqual(seen.map((s) => [s.name, s.basedir]), [['plain-lib', base]], 'seen through the relative require');
+    const main = tree.require('plain-lib') as unknown;
+    assert.strictEqual(promise.core, main);
+    const scoped = tree.require('@scope/lib') as unknown;
+    tree.require('plain-lib/lib/other');
+    tree.require('other-lib');
+    tree.require('path');
+    assert.strictEqual(tree.require(tree.require.resolve('plain-lib')), main);
+    assert.strictEqual(tree.require(base), main);
+    assert.deepStrictEqual(seen.map((s) => s.name), ['plain-lib', '@scope/lib']);
+    assert.deepStrictEqual(seen.map((s) => s.exports), [main, scoped]);
+  });
+
+  it('a resolved file path and an absolute folder reach the hook on their first load (fresh copies each)', () => {
+    tree = packages({
+      'a/node_modules/one-lib/index.js': 'exports.n = 1;\n',
+      'b/node_modules/one-lib/index.js': 'exports.n = 2;\n',
+    });
+    watch(['one-lib']);
+    const viaFile = tree.require(path.join(tree.dir, 'a', 'node_modules', 'one-lib', 'index.js')) as unknown;
+    const viaDir = tree.require(path.join(tree.dir, 'b', 'node_modules', 'one-lib')) as unknown;
+    assert.deepStrictEqual(seen.map((s) => s.exports), [viaFile, viaDir]);
+  });
+
+  it('two copies of a package (a nested node_modules): each reported once, with its own folder', () => {
+    tree = packages({
+      'node_modules/dup-lib/package.json': JSON.stringify({ name: 'dup-lib', version: '2.0.0' }),
+      'node_modules/dup-lib/index.js': 'exports.v = 2;\n',
+      'node_modules/user-lib/index.js': "module.exports = require('dup-lib');\n",
+      'node_modules/user-lib/node_modules/dup-lib/package.json': JSON.stringify({ name: 'dup-lib', version: '1.0.0' }),
+      'node_modules/user-lib/node_modules/dup-lib/index.js': 'exports.v = 1;\n',
+    });
+    watch(['dup-lib']);
+    const outer = tree.require('dup-lib') as { v: number };
+    const inner = tree.require('user-lib') as { v: number };
+    tree.require('dup-lib');
+    assert.deepStrictEqual([outer.v, inner.v], [2, 1]);
+    assert.deepStrictEqual(
+      seen.map((s) => [s.exports, s.basedir]),
+      [
+        [outer, path.join(tree.dir, 'node_modules', 'dup-lib')],
+        [inner, path.join(tree.dir, 'node_modules', 'user-lib', 'node_modules', 'dup-lib')],
+      ],
+    );
+  });
+
+  it('internals: a file inside the package is reported as <package>/<file>', () => {
+    tree = packages({
+      'node_modules/deep-lib/index.js': "exports.conn = require('./lib/connection.js');\n",
+      'node_modules/deep-lib/lib/connection.js': 'exports.Connection = class Connection {};\n',
+    });
+    watch(['deep-lib'], true);
+    tree.require('deep-lib');
+    assert.deepStrictEqual(seen.map((s) => s.name.split(path.sep).join('/')), ['deep-lib/lib/connection.js', 'deep-lib']);
   });
 
   it('a package that requires itself while loading is reported once, complete', () => {
-    const tree = packages({
-      'circular-lib/index.js': "exports.first = 1; require('circular-lib'); exports.last = 2;\n",
+    tree = packages({
+      'node_modules/circular-lib/index.js': "exports.first = 1; require('circular-lib'); exports.last = 2;\n",
     });
-    try {
-      watch('circular-lib');
-      const exports = tree.require('circular-lib') as unknown;
-      assert.strictEqual(seen.length, 1);
-      assert.strictEqual(seen[0].exports, exports);
-      assert.deepStrictEqual({ ...(exports as object) }, { first: 1, last: 2 });
-    } finally {
-      fs.rmSync(tree.dir, { recursive: true, force: true });
-    }
+    watch(['circular-lib']);
+    const exports = tree.require('circular-lib') as unknown;
+    assert.strictEqual(seen.length, 1);
+    assert.strictEqual(seen[0].exports, exports);
+    assert.deepStrictEqual({ ...(exports as object) }, { first: 1, last: 2 });
   });
 
   it('a callback that throws is contained: the caller gets the module', () => {
-    hook = hookRequire(['pg'], () => {
+    tree = packages({ 'node_modules/throw-lib/index.js': 'exports.ok = true;\n' });
+    hook = hookRequire(['throw-lib'], false, () => {
       throw new Error('boom');
     });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    assert.strictEqual(typeof (require('pg') as { Client?: unknown }).Client, 'function');
+    assert.deepStrictEqual(tree.require('throw-lib'), { ok: true });
   });
 
-  it('keeps the name and length of require; unhook restores the very same function', () => {
-    watch('pg');
+  it('unhook restores the very same require and stops reporting', () => {
+    tree = packages({ 'node_modules/late-lib/index.js': 'exports.late = true;\n' });
+    watch(['late-lib']);
     assert.notStrictEqual(Module.prototype.require, originalRequire);
-    assert.strictEqual(Module.prototype.require.name, originalRequire.name);
-    assert.strictEqual(Module.prototype.require.length, originalRequire.length);
     hook!.unhook();
     assert.strictEqual(Module.prototype.require, originalRequire);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require('pg');
+    tree.require('late-lib');
     assert.strictEqual(seen.length, 0);
   });
 
-  it('ES module imports: a watched CommonJS package\'s main file is reported before the namespace is built, not its other files', () => {
-    const tree = packages({
-      'cjs-lib/package.json': JSON.stringify({ name: 'cjs-lib', main: 'lib/main.js' }),
-      'cjs-lib/lib/main.js': "exports.answer = 1; exports.Thing = class Thing {};",
-      'cjs-lib/lib/other.js': 'exports.other = true;',
-      'plain-lib/package.json': JSON.stringify({ name: 'plain-lib' }),
-      'plain-lib/index.js': 'module.exports = { plain: true };',
-    });
-    // An ES module app, in a child: the hook is installed first (as -r would).
-    const app =
-      `import { createRequire } from 'node:module';` +
-      `const { hookRequire } = createRequire(import.meta.url)(${JSON.stringify(path.join(ROOT, 'dist', 'require-hook.js'))});` +
-      `const seen = [];` +
-      `hookRequire(['cjs-lib', 'plain-nope'], (exports, name) => { exports.Thing.prototype.patched = true; seen.push([name, Object.keys(exports)]); });` +
-      `const ns = await import('cjs-lib'); await import('cjs-lib/lib/other.js'); await import('plain-lib');` +
-      `console.log(JSON.stringify({ seen, keys: Object.keys(ns), same: ns.default.Thing === ns.Thing, patched: new ns.Thing().patched === true }));`;
-    try {
-      fs.writeFileSync(path.join(tree.dir, 'app.mjs'), app);
-      const out = JSON.parse(execFileSync(process.execPath, [path.join(tree.dir, 'app.mjs')], { encoding: 'utf8' })) as unknown;
-      assert.deepStrictEqual(out, { seen: [['cjs-lib', ['answer', 'Thing']]], keys: ['Thing', 'answer', 'default'], same: true, patched: true });
-    } finally {
-      fs.rmSync(tree.dir, { recursive: true, force: true });
-    }
-  });
-
-  it('unhook restores Module._load too', () => {
-    const statics = Module as unknown as { _load: unknown };
-    const original = statics._load;
-    watch('pg');
-    assert.notStrictEqual(statics._load, original);
-    hook!.unhook();
-    assert.strictEqual(statics._load, original);
-  });
-
   it('unhook after someone else wrapped require: theirs stays, ours stops reporting', () => {
-    watch('pg');
+    tree = packages({ 'node_modules/late-lib/index.js': 'exports.late = true;\n' });
+    watch(['late-lib']);
     const ours = Module.prototype.require;
     let theirs = 0;
     Module.prototype.require = function require(this: NodeJS.Module, id: string) {
@@ -160,10 +167,63 @@ describe('require hook', () => {
       return ours.call(this, id);
     } as typeof ours;
     hook!.unhook();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require('pg');
-    assert.strictEqual(theirs, 1);
+    tree.require('late-lib');
+    assert.ok(theirs >= 1);
     assert.strictEqual(seen.length, 0);
+  });
+});
+
+describe('loader: import (import-in-the-middle, in a child process)', () => {
+  it('an ES-module-only package (named exports, no default: a dist-es build) and a CommonJS one, imported by an ES module app; named imports follow module.exports', () => {
+    const tree = packages({
+      'node_modules/esm-lib/package.json': JSON.stringify({ name: 'esm-lib', version: '1.0.0', type: 'module', exports: { import: './dist-es/index.js' } }),
+      'node_modules/esm-lib/dist-es/index.js':
+        "export class Client { send() { return 'sent'; } }\nexport function helper() { return 'original'; }\n",
+      'node_modules/cjs-lib/package.json': JSON.stringify({ name: 'cjs-lib', version: '1.0.0', main: 'lib/main.js' }),
+      'node_modules/cjs-lib/lib/main.js': "exports.answer = 1; exports.Thing = class Thing {}; exports.run = function run() { return 'original'; };",
+      'node_modules/plain-lib/index.js': 'module.exports = { plain: true };',
+      // The app: the loader is registered first (as --import would), then the app's graph loads.
+      'app.mjs':
+        `import { Client, helper } from 'esm-lib';\n` +
+        `import cjs, { Thing, run } from 'cjs-lib';\n` +
+        `import 'plain-lib';\n` +
+        `const seen = globalThis.seen;\n` +
+        `const ranPatched = run();\n` +
+        // what uninstall does: the original back on module.exports, then the named exports follow it
+        `cjs.run = globalThis.originalRun; globalThis.loader.syncImportedExports();\n` +
+        `console.log(JSON.stringify({ seen, send: new Client().send(), helper: helper(), same: cjs.Thing === Thing, patched: new Thing().patched === true, ranPatched, ranAfter: run() }));\n`,
+      'preload.mjs':
+        `import { createRequire } from 'node:module';\n` +
+        `const require = createRequire(import.meta.url);\n` +
+        `const loader = require(${JSON.stringify(path.join(ROOT, 'dist', 'loader.js'))});\n` +
+        `globalThis.seen = []; globalThis.loader = loader;\n` +
+        `loader.registerEsmLoader(['esm-lib', 'cjs-lib']);\n` +
+        `loader.hookImports(['esm-lib', 'cjs-lib'], (exports, name, basedir) => {\n` +
+        `  globalThis.seen.push([name, Object.keys(exports).sort()]);\n` +
+        `  if (name === 'esm-lib') { const send = exports.Client.prototype.send; exports.Client.prototype.send = function () { return 'wrapped ' + send.call(this); }; exports.helper = () => 'replaced'; }\n` +
+        `  if (name === 'cjs-lib') { exports.Thing.prototype.patched = true; globalThis.originalRun = exports.run; exports.run = function run() { return 'wrapped'; }; }\n` +
+        `});\n`,
+    });
+    try {
+      const out = JSON.parse(
+        execFileSync(process.execPath, ['--import', path.join(tree.dir, 'preload.mjs'), path.join(tree.dir, 'app.mjs')], { encoding: 'utf8', cwd: tree.dir }),
+      ) as unknown;
+      assert.deepStrictEqual(out, {
+        seen: [
+          ['esm-lib', ['Client', 'helper']],
+          ['cjs-lib', ['Thing', 'answer', 'run']],
+        ],
+        send: 'wrapped sent',
+        helper: 'replaced',
+        same: true,
+        patched: true,
+        // a function replaced on module.exports: the named import follows it, and follows it back
+        ranPatched: 'wrapped',
+        ranAfter: 'original',
+      });
+    } finally {
+      fs.rmSync(tree.dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -173,6 +233,7 @@ describe('patch registry: hook files loaded on demand', () => {
       const inst = reg.load();
       assert.strictEqual(inst.name, reg.name, `${reg.name}/${reg.module}`);
       assert.strictEqual(inst.module, reg.module, `${reg.name}/${reg.module}`);
+      assert.strictEqual(inst.file, reg.file, `${reg.name}/${reg.module}: file`);
     }
   });
 
@@ -190,11 +251,17 @@ describe('patch registry: hook files loaded on demand', () => {
     "const loaded = (f) => Object.keys(require.cache).some((k) => k.endsWith(f));" +
     "const hooks = ['axios', 'pg', 'ioredis', 'http', 'http-server', 'fetch'].filter((h) => loaded('/dist/hooks/' + h + '.js'));";
 
-  it('node -r ./register: loads the hooks of builtins only, and neither require-in-the-middle nor debug', () => {
+  it('node -r ./register: loads the hooks of builtins only, require-in-the-middle without debug, no semver, no import-in-the-middle', () => {
     const out = underRegister(
-      `${LOADED} console.log(JSON.stringify({ hooks, ritm: loaded('/require-in-the-middle/index.js'), debug: loaded('/debug/src/index.js') }))`,
+      `${LOADED} console.log(JSON.stringify({ hooks, ritm: loaded('/require-in-the-middle/index.js'), debug: loaded('/debug/src/index.js'),` +
+        ` semver: Object.keys(require.cache).some((k) => k.includes('/node_modules/semver/')), iitm: Object.keys(require.cache).some((k) => k.includes('/import-in-the-middle/')) }))`,
     );
-    assert.deepStrictEqual(out, { hooks: ['http', 'http-server', 'fetch'], ritm: false, debug: false });
+    assert.deepStrictEqual(out, { hooks: ['http', 'http-server', 'fetch'], ritm: true, debug: false, semver: false, iitm: false });
+  });
+
+  it('node -r ./register: the application still gets the real debug module', () => {
+    const out = underRegister(`const d = require('debug'); console.log(JSON.stringify({ fn: typeof d('x'), enable: typeof d.enable }))`);
+    assert.deepStrictEqual(out, { fn: 'function', enable: 'function' });
   });
 
   it('node -r ./register: axios, pg and ioredis required later load their hooks and are patched', () => {
@@ -205,5 +272,20 @@ describe('patch registry: hook files loaded on demand', () => {
         ` pg: wrapped(pg.Client.prototype.query), ioredis: wrapped(Redis.prototype.sendCommand) }))`,
     );
     assert.deepStrictEqual(out, { hooks: ['axios', 'pg', 'ioredis', 'http', 'http-server', 'fetch'], axios: true, pg: true, ioredis: true });
+  });
+
+  it('node -r ./register: pg by its resolved path, ioredis by its absolute folder; uninstall restores them exactly and stops hooking; a reinstall finds what loaded meanwhile', () => {
+    const out = underRegister(
+      `const { isWrapped } = require('./dist/wrap.js'); const { uninstallAllPatches, installAllPatches } = require('./dist/index.js');` +
+        `const pg = require(require.resolve('pg')); const Redis = require(require('path').resolve('node_modules/ioredis'));` +
+        `const q = pg.Client.prototype.query; const s = Redis.prototype.sendCommand;` +
+        `const before = [isWrapped(q), isWrapped(s)];` +
+        `uninstallAllPatches();` +
+        `const restored = [isWrapped(pg.Client.prototype.query), isWrapped(Redis.prototype.sendCommand)];` +
+        `const axios = require('axios'); const later = isWrapped(axios.Axios.prototype._request);` +
+        `installAllPatches();` +
+        `console.log(JSON.stringify({ before, restored, later, again: [isWrapped(pg.Client.prototype.query), isWrapped(axios.Axios.prototype._request)] }))`,
+    );
+    assert.deepStrictEqual(out, { before: [true, true], restored: [false, false], later: false, again: [true, true] });
   });
 });

@@ -30,6 +30,12 @@ export interface ModuleEntry {
   readonly module: string;
   /** Supported versions of `module` (semver range); omitted for builtins. */
   readonly versions?: string;
+  /**
+   * A file inside the package to hook instead of its main file, relative to
+   * the package folder, with its extension (`lib/connection.js`); must match
+   * the hook's own `file`.
+   */
+  readonly file?: string;
   /** Loads the hook file and returns the hook. */
   readonly load: () => Instrumentation<never>;
 }
@@ -54,7 +60,7 @@ export const PATCHES = {
     { module: 'http', load: () => (require('./http-server') as typeof import('./http-server')).httpServer as Hook },
     { module: 'https', load: () => (require('./http-server') as typeof import('./http-server')).httpsServer as Hook },
   ),
-  axios: patch<AxiosOptions>({ module: 'axios', versions: '>=1 <2', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook }),
+  axios: patch<AxiosOptions>({ module: 'axios', versions: '>=1.5 <2', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook }),
   fetch: patch<FetchOptions>(
     { module: 'diagnostics_channel', load: () => (require('./fetch') as typeof import('./fetch')).fetchClient as Hook },
     { module: 'undici', versions: '>=6 <8', load: () => (require('./fetch') as typeof import('./fetch')).undiciDispatchers as Hook },
