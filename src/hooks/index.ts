@@ -22,6 +22,7 @@ import type {
   PatchOptions,
   PgOptions,
 } from '../options';
+import type { AwsSdkOptions } from './aws-sdk';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -63,6 +64,10 @@ export const PATCHES = {
     { module: 'pg-pool', versions: '>=3 <4', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
   ),
   ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
+  'aws-sdk': patch<AwsSdkOptions>(
+    { module: '@smithy/core', versions: '>=3.24.0 <4', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyCore as Hook },
+    { module: '@smithy/smithy-client', versions: '>=1 <5', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyClient as Hook },
+  ),
 };
 
 /** The libraries this package can instrument: the registry's keys. */
