@@ -61,11 +61,19 @@ interface Late {
   tags: TagMap;
 }
 
+/**
+ * The service as its client class names it (`S3Client`: `S3`,
+ * `CloudWatchLogsClient`: `CloudWatchLogs`; the aggregated `S3` extends
+ * `S3Client`), else the config's `serviceId` (`S3`; lower case `s3` in
+ * early v3 clients; with spaces for some services).
+ */
 function serviceOf(client: SmithyClient): string {
+  for (let proto = Object.getPrototypeOf(client) as { constructor?: { name?: unknown } } | null; proto !== null; proto = Object.getPrototypeOf(proto)) {
+    const name = proto.constructor?.name;
+    if (typeof name === 'string' && name.length > 6 && name.endsWith('Client')) return name.slice(0, -6);
+  }
   const id = client.config?.serviceId;
-  if (typeof id === 'string' && id !== '') return id;
-  const name = (client as { constructor?: { name?: unknown } }).constructor?.name;
-  return typeof name === 'string' && name !== '' ? name.replace(/Client$/, '') : 'AWS';
+  return typeof id === 'string' && id !== '' ? id : 'AWS';
 }
 
 function operationOf(command: SmithyCommand): string {
@@ -253,10 +261,7 @@ export const smithyCore: Instrumentation<object> = {
 };
 
 /** `@smithy/smithy-client` (1.x to 4.x; 4.13+ re-exports the class of `@smithy/core/client`). */
-export const smithyClient: Instrumentation<SmithyClientModule> = {
-  name: COMPONENT,
-  module: '@smithy/smithy-client',
-  versions: '>=1 <5',
-  patch: patchClass,
-  unpatch: unpatchClass,
-};
+export const smithyClient: Instrumentation<SmithyClientModule> = { name: COMPONENT, module: '@smithy/smithy-client', versions: '>=1 <5', patch: patchClass, unpatch: unpatchClass };
+
+/** `@aws-sdk/smithy-client`: clients before 3.363 (same class, before the move to @smithy). */
+export const awsSmithyClient: Instrumentation<SmithyClientModule> = { ...smithyClient, module: '@aws-sdk/smithy-client', versions: '>=3 <4' };

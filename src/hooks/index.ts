@@ -67,6 +67,7 @@ export const PATCHES = {
   'aws-sdk': patch<AwsSdkOptions>(
     { module: '@smithy/core', versions: '>=3.24.0 <4', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyCore as Hook },
     { module: '@smithy/smithy-client', versions: '>=1 <5', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyClient as Hook },
+    { module: '@aws-sdk/smithy-client', versions: '>=3 <4', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).awsSmithyClient as Hook },
   ),
 };
 
