@@ -38,6 +38,7 @@ import { spanInContext, suppressInstrumentation } from '../src/context';
 import { installPatches, uninstallAllPatches } from '../src/patcher';
 import { CANARY } from './helpers/canary';
 import { describeClientContract } from './helpers/contract';
+import { runAppWith } from './helpers/run-app';
 import { assertLoggedAs, uniqueName } from './helpers/db';
 import { createTestTracer, logs, parentId, spanId, tag, tags, waitFor, type JaegerSpan } from './helpers/tracing';
 
@@ -373,6 +374,17 @@ describe('aws-sdk', () => {
       const body = result.Body as unknown as NodeJS.ReadableStream & { readableFlowing: boolean | null };
       assert.strictEqual(body.readableFlowing, null, 'nobody read the body');
       assert.strictEqual(await result.Body!.transformToString(), 'hello');
+    });
+
+    it('an ES module app: `import { S3Client } from \'@aws-sdk/client-s3\'` under `node --import register` is traced', async () => {
+      const app = path.join(__dirname, 'fixtures', 'esm-app', 'aws-sdk.mjs');
+      const run = await runAppWith(['--import', path.join(__dirname, '..', 'register.js'), app], path.dirname(app), {
+        S3_ENDPOINT: `http://127.0.0.1:${s3port}`,
+        BUCKET: uniqueName('esm').toLowerCase().replace(/_/g, '-'),
+        OPENTRACING_INSTRUMENTATION_DISABLE: 'http-server',
+      });
+      assert.strictEqual(run.code, 0, run.stderr);
+      assert.deepStrictEqual(JSON.parse(run.stdout), { wrappedAtImport: true, spans: ['aws:S3.CreateBucket', 'aws:S3.DeleteBucket', 'parent'] });
     });
 
     it('presigned URL: no span while signing; fetching it with http installed leaks no credential', async () => {
