@@ -1,30 +1,23 @@
 /**
  * Client spans for the AWS SDK for JavaScript v3: one span per
- * `client.send(command)`, whatever the client (`@aws-sdk/client-*`) and the
- * call form (`send` with a promise or a callback, the aggregated methods
- * `s3.putObject(...)` and the paginators, which both call `send`), covering
- * every retry attempt the SDK makes inside it.
+ * `client.send(command)` (promise or callback; the aggregated methods
+ * `s3.putObject(...)` and the paginators call `send`), over all its retries.
  *
- * The seam is `Client.prototype.send` of the Smithy base class every client
- * extends. It has kept its shape through the SDK's refactors, while the
- * middleware stack (what other instrumentations hook) has not; only its
- * package moved: `@aws-sdk/smithy-client` (before 3.363), `@smithy/smithy-client`,
- * then the `./client` subpath of `@smithy/core` (>= 3.24, clients >= 3.1054;
- * `@smithy/smithy-client` 4.13+ re-exports it). The loader hooks packages by
- * their main file, so for `@smithy/core` the patch receives its main exports
- * and loads the `./client` subpath of that same copy (by package
- * self-reference), which every client loads anyway.
+ * The seam is `Client.prototype.send` of the Smithy base class every
+ * `@aws-sdk/client-*` extends: stable through the SDK's refactors, where the
+ * middleware stack was not. Its package moved: `@aws-sdk/smithy-client`
+ * (clients < 3.363), `@smithy/smithy-client`, then the `./client` subpath of
+ * `@smithy/core` (>= 3.24; clients >= 3.1054). The loader reports a package's
+ * main file, so for `@smithy/core` the patch loads the `./client` subpath of
+ * that same copy, which every client loads anyway.
  *
- * The HTTP request underneath is the SDK's business: it runs silenced (no
- * http or fetch span, no trace header) unless `propagateTo` is configured,
- * in which case the http/fetch patch writes this span's context on the hosts
- * it allows, as for any outer client (src/context.ts `runWithOuterClient`).
- * AWS ignores trace headers, and a header added after SigV4 signing is not
- * covered by the signature: by default nothing is added.
+ * The SDK's HTTP requests run silenced (no http/fetch span, no trace header:
+ * AWS ignores them, and one added after SigV4 signing is outside the
+ * signature) unless `propagateTo` is configured; then the http/fetch patch
+ * writes this span's context to the hosts it allows (`runWithOuterClient`).
  */
 import { createRequire } from 'module';
-import type { Call } from '../call';
-import { startCall } from '../call';
+import { startCall, type Call } from '../call';
 import { AWS, TAG } from '../constants';
 import { bindToCurrentContext, isSuppressed, runWithOuterClient, suppressInstrumentation, type OuterClient } from '../context';
 import type { Instrumentation } from '../instrumentation';
@@ -37,13 +30,10 @@ import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'aws-sdk';
 
-/** What the `aws-sdk` request hook receives. */
+/** What the `aws-sdk` request hook receives: `S3`, `PutObject`, the command given to `send` (`command.input`: the parameters). */
 export interface AwsSdkRequest {
-  /** `S3`, `DynamoDB`: the client's service id. */
   readonly service: string;
-  /** `PutObject`: the command's name without `Command`. */
   readonly operation: string;
-  /** The command object passed to `send` (its `input` is the caller's parameters). */
   readonly command: unknown;
 }
 
@@ -53,13 +43,12 @@ export interface AwsSdkResponse {
   readonly [key: string]: unknown;
 }
 
-/** Options of the `aws-sdk` patch (the shared ones: hooks and `requireParentSpan`). */
-export type AwsSdkOptions = PatchOptions<AwsSdkRequest, AwsSdkResponse>;
-
-/** What a call learns after it started: the region and endpoint the client resolves asynchronously. */
-interface Late {
-  tags: TagMap;
-}
+/**
+ * Options of the `aws-sdk` patch: the shared ones (`requestHook`,
+ * `responseHook`, `requireParentSpan`). Trace headers follow the global
+ * `propagateTo` (see docs/clients/aws-sdk.md).
+ */
+export interface AwsSdkOptions extends PatchOptions<AwsSdkRequest, AwsSdkResponse> {}
 
 /**
  * The service as its client class names it (`S3Client`: `S3`,
@@ -90,27 +79,23 @@ function resourceTags(tags: TagMap, input: Record<string, unknown> | undefined):
 }
 
 /**
- * Reads a config value that may be a provider (`config.region` is an async
- * function once resolved): a plain value now, a promise's value when it
- * settles. Never awaited: the call is not held up; the value is tagged at
- * finish if it is known by then (the SDK resolves both before it sends).
+ * A config value that may be a provider (`config.region` is an async function
+ * once resolved): used now if plain, when its promise settles if not. Never
+ * awaited, so the call is not held up; the SDK resolves it before it sends.
  */
 function whenKnown(value: unknown, use: (v: unknown) => void): void {
-  if (typeof value !== 'function') {
-    if (value !== undefined) use(value);
-    return;
-  }
-  const result: unknown = (value as () => unknown)();
+  const result: unknown = typeof value === 'function' ? (value as () => unknown)() : value;
   if (result instanceof Promise) result.then(use, () => undefined);
   else if (result !== undefined) use(result);
 }
 
-function readLate(client: SmithyClient, late: Late): void {
+/** Tags known only later (region, custom endpoint: the client resolves them asynchronously) go into `late`. */
+function readLate(client: SmithyClient, late: TagMap): void {
   try {
     const config = client.config;
     if (config === undefined) return;
     whenKnown(config.region, (region) => {
-      if (typeof region === 'string') late.tags[AWS.REGION] = region;
+      if (typeof region === 'string') late[AWS.REGION] = region;
     });
     // A custom endpoint (LocalStack, MinIO, a VPC endpoint) is in the config;
     // an AWS one is chosen per command by the endpoint rules and is not.
@@ -118,42 +103,64 @@ function readLate(client: SmithyClient, late: Late): void {
       const e = endpoint as { hostname?: unknown; port?: unknown; protocol?: unknown };
       if (typeof e?.hostname !== 'string') return;
       const port = typeof e.port === 'number' || typeof e.port === 'string' ? e.port : e.protocol === 'http:' ? 80 : 443;
-      addPeerTags(late.tags, e.hostname, port);
+      addPeerTags(late, e.hostname, port);
     });
   } catch (err) {
     logOnce('aws-sdk:config', 'could not read the region or endpoint of an AWS SDK client', err);
   }
 }
 
+/** One traced `send`: its span, the tags known later, the outer client the HTTP layer sees (when headers may go). */
+interface SendCall {
+  readonly call: Call<AwsSdkResponse>;
+  readonly late: TagMap;
+  readonly outer?: OuterClient;
+}
+
 /** Tags what `send` settled with, then finishes the span. Never throws. */
-function settle(call: Call<AwsSdkResponse>, late: Late, err: unknown, output: unknown): void {
+function settle(c: SendCall, err: unknown, output: unknown): void {
+  if (c.outer !== undefined) c.outer.done = true;
   try {
     const metadata = ((err ?? output) as { $metadata?: SmithyResponseMetadata } | null | undefined)?.$metadata;
-    const tags: TagMap = { ...late.tags };
+    const tags: TagMap = { ...c.late };
     if (metadata !== undefined && metadata !== null) {
       if (typeof metadata.httpStatusCode === 'number') tags[TAG.HTTP_STATUS_CODE] = metadata.httpStatusCode;
       if (typeof metadata.requestId === 'string') tags[AWS.REQUEST_ID] = metadata.requestId;
       if (typeof metadata.attempts === 'number' && metadata.attempts > 1) tags[AWS.ATTEMPTS] = metadata.attempts;
     }
-    call.setTags(tags);
+    c.call.setTags(tags);
   } catch (e) {
     logOnce('aws-sdk:settle', 'could not tag the outcome of an AWS SDK call', e);
   }
-  if (err !== undefined && err !== null) call.finish(err);
-  else call.finish(undefined, output as AwsSdkResponse, true);
+  if (err !== undefined && err !== null) c.call.finish(err);
+  else c.call.finish(undefined, output as AwsSdkResponse, true);
 }
 
 /**
- * Runs the SDK's work for one call: under an outer client span (the http or
- * fetch patch adds no span and writes this span's context where
- * `propagateTo` allows) when the user configured `propagateTo`, else silenced.
- * A call we do not trace is silenced too: its HTTP requests belong to it.
+ * Starts the span of one `send`. The SDK's HTTP requests then run under it
+ * as an outer client (the http or fetch patch adds no span and writes this
+ * span's context where `propagateTo` allows) when the user configured
+ * `propagateTo` (rules without a list allow even an unknown host), else
+ * silenced: no span, no header.
  */
-function underneath<T>(call: Call<AwsSdkResponse> | undefined, fn: () => T): { result: T; outer?: OuterClient } {
-  // Rules without a `propagateTo` list allow even an unknown host.
-  if (call === undefined || propagationRules().allows(undefined)) return { result: suppressInstrumentation(fn) };
-  const outer: OuterClient = { span: call.span, component: COMPONENT, done: false };
-  return { result: runWithOuterClient(outer, fn), outer };
+function begin(client: SmithyClient, command: unknown): SendCall | undefined {
+  const cmd = (command ?? {}) as SmithyCommand;
+  const service = serviceOf(client);
+  const operation = operationOf(cmd);
+  const call = startCall<AwsSdkRequest, AwsSdkResponse>(COMPONENT, {
+    operationName: `${AWS.OPERATION_PREFIX}${service}.${operation}`,
+    tags: (tags) => {
+      tags[AWS.SERVICE] = service;
+      tags[AWS.OPERATION] = operation;
+      resourceTags(tags, cmd.input);
+    },
+    request: () => ({ service, operation, command }),
+  });
+  if (call === undefined) return undefined;
+  const late: TagMap = {};
+  // Silenced like the SDK's own reads of them: a provider could make a request.
+  if (call.recording) suppressInstrumentation(() => readLate(client, late));
+  return propagationRules().allows(undefined) ? { call, late } : { call, late, outer: { span: call.span, component: COMPONENT, done: false } };
 }
 
 type Send = SmithyClient['send'];
@@ -162,64 +169,45 @@ function tracedSend(original: Send): Send {
   return function send(this: SmithyClient, command: unknown) {
     if (isSuppressed()) return original.apply(this, arguments as unknown as Parameters<Send>);
     const args = Array.prototype.slice.call(arguments) as unknown[];
-    let call: Call<AwsSdkResponse> | undefined;
-    const late: Late = { tags: {} };
+    let c: SendCall | undefined;
     try {
-      const cmd = (command ?? {}) as SmithyCommand;
-      const service = serviceOf(this);
-      const operation = operationOf(cmd);
-      call = startCall<AwsSdkRequest, AwsSdkResponse>(COMPONENT, {
-        operationName: `${AWS.OPERATION_PREFIX}${service}.${operation}`,
-        tags: (tags) => {
-          tags[AWS.SERVICE] = service;
-          tags[AWS.OPERATION] = operation;
-          resourceTags(tags, cmd.input);
-        },
-        request: () => ({ service, operation, command }),
-      });
-      if (call?.recording) readLate(this, late);
-      // `send(command, cb)` or `send(command, options, cb)` (smithy's Client.send picks the same one).
+      c = begin(this, command);
+      // `send(command, cb)` or `send(command, options, cb)`, as smithy's Client.send picks it.
       const at = typeof args[1] === 'function' ? 1 : typeof args[2] === 'function' ? 2 : -1;
-      if (at !== -1) {
-        const callback = args[at] as (...a: unknown[]) => unknown;
-        const traced = call;
-        // Bound: the SDK calls it from its own promise chain, which runs underneath (silenced).
-        args[at] = bindToCurrentContext(function (this: unknown, err: unknown, output: unknown) {
-          if (traced !== undefined) settle(traced, late, err, output);
-          return callback.apply(this, arguments as unknown as unknown[]);
-        });
-      }
+      const callback = args[at] as (...a: unknown[]) => unknown;
+      const traced = c;
+      // Bound: the SDK calls it from its own promise chain, which runs underneath (silenced).
+      if (at !== -1) args[at] = bindToCurrentContext(function (this: unknown, err: unknown, output: unknown) {
+        if (traced !== undefined) settle(traced, err, output);
+        return callback.apply(this, arguments as unknown as unknown[]);
+      });
     } catch (err) {
       logOnce('aws-sdk:start', 'could not start the span of an AWS SDK call; it goes on untraced', err);
-      if (call !== undefined) call.finish();
+      c?.call.finish();
       return original.apply(this, arguments as unknown as Parameters<Send>);
     }
-    const traced = call;
-    let run: { result: unknown; outer?: OuterClient };
+    const traced = c;
+    const run = (): unknown => original.apply(this, args as Parameters<Send>);
+    let result: unknown;
     try {
-      run = underneath(traced, () => original.apply(this, args as Parameters<Send>));
+      // A call we do not trace is silenced too: its HTTP requests are the SDK's, not the application's.
+      result = traced?.outer !== undefined ? runWithOuterClient(traced.outer, run) : suppressInstrumentation(run);
     } catch (err) {
-      if (traced !== undefined) settle(traced, late, err, undefined);
+      if (traced !== undefined) settle(traced, err, undefined);
       throw err;
     }
     // The SDK's own promise goes back to the caller; our reaction only records its outcome.
-    if (traced !== undefined && run.result instanceof Promise) {
-      const outer = run.outer;
-      run.result.then(
-        (output: unknown) => {
-          if (outer !== undefined) outer.done = true;
-          settle(traced, late, undefined, output);
-        },
-        (err: unknown) => {
-          if (outer !== undefined) outer.done = true;
-          settle(traced, late, err, undefined);
-        },
+    if (traced !== undefined && result instanceof Promise) {
+      result.then(
+        (output: unknown) => settle(traced, undefined, output),
+        (err: unknown) => settle(traced, err, undefined),
       );
     }
-    return run.result;
+    return result;
   };
 }
 
+/** Wraps `Client.prototype.send` of a module holding the base class. */
 function patchClass(module: SmithyClientModule | undefined): void {
   const proto = module?.Client?.prototype;
   if (proto === undefined || typeof proto.send !== 'function') throw new Error('unsupported Smithy client: no Client.prototype.send');
@@ -227,8 +215,7 @@ function patchClass(module: SmithyClientModule | undefined): void {
 }
 
 function unpatchClass(module: SmithyClientModule | undefined): void {
-  const proto = module?.Client?.prototype;
-  if (proto !== undefined) unwrapMethod(proto, 'send');
+  if (module?.Client?.prototype !== undefined) unwrapMethod(module.Client.prototype, 'send');
 }
 
 /** `@smithy/core`'s `./client` subpath of the copy whose main exports are `exports`. */
@@ -252,12 +239,8 @@ export const smithyCore: Instrumentation<object> = {
   name: COMPONENT,
   module: '@smithy/core',
   versions: '>=3.24.0 <4',
-  patch(exports) {
-    patchClass(clientModuleOf(exports));
-  },
-  unpatch(exports) {
-    unpatchClass(clientModules.get(exports));
-  },
+  patch: (exports) => patchClass(clientModuleOf(exports)),
+  unpatch: (exports) => unpatchClass(clientModules.get(exports)),
 };
 
 /** `@smithy/smithy-client` (1.x to 4.x; 4.13+ re-exports the class of `@smithy/core/client`). */
