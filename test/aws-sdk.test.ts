@@ -23,6 +23,7 @@ import {
   S3Client,
   S3ServiceException,
   paginateListObjectsV2,
+  waitUntilObjectExists,
 } from '@aws-sdk/client-s3';
 import {
   ConditionalCheckFailedException,
@@ -39,7 +40,7 @@ import { installPatches, uninstallAllPatches } from '../src/patcher';
 import { CANARY } from './helpers/canary';
 import { describeClientContract } from './helpers/contract';
 import { runAppWith } from './helpers/run-app';
-import { assertLoggedAs, uniqueName } from './helpers/db';
+import { assertLoggedAs, closedPort, uniqueName } from './helpers/db';
 import { createTestTracer, logs, parentId, spanId, tag, tags, waitFor, type JaegerSpan } from './helpers/tracing';
 
 const S3rver = require('s3rver') as new (options: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
@@ -218,8 +219,12 @@ describe('aws-sdk', () => {
 
     async function underParent<T>(fn: () => Promise<T>): Promise<{ parent: JaegerSpan; result: T; spans: JaegerSpan[] }> {
       const parent = t.tracer.startSpan('parent') as unknown as JaegerSpan;
-      const result = await spanInContext(parent as never, fn);
-      parent.finish();
+      let result: T;
+      try {
+        result = await spanInContext(parent as never, fn);
+      } finally {
+        parent.finish();
+      }
       // Late spans (an http span underneath would finish with its response) would show up by then.
       await new Promise((resolve) => setTimeout(resolve, 50));
       const spans = t.spans().filter((s) => s !== parent);
@@ -364,6 +369,26 @@ describe('aws-sdk', () => {
       for (const s of spans) {
         assert.strictEqual(s.operationName, 'aws:DynamoDB.Scan');
         assert.strictEqual(parentId(s), spanId(parent as never));
+      }
+    });
+
+    it('waitUntilObjectExists: one span per poll (a HeadObject send)', async () => {
+      await suppressInstrumentation(() => s3.send(put('waited')));
+      const { spans } = await underParent(() => waitUntilObjectExists({ client: s3, maxWaitTime: 10 }, { Bucket: bucket, Key: 'waited' }));
+      assert.deepStrictEqual(spans.map((s) => s.operationName), ['aws:S3.HeadObject']);
+    });
+
+    it('a refused connection: one span over the SDK\'s retries, error.kind is the network error\'s code', async () => {
+      const dead = s3Client(await closedPort(), { maxAttempts: 2 });
+      let caught: unknown;
+      try {
+        const { spans } = await underParent(() => dead.send(put('refused')).catch((err: unknown) => (caught = err)));
+        assert.strictEqual((caught as { code?: string }).code, 'ECONNREFUSED');
+        assert.deepStrictEqual(spans.map((s) => s.operationName), ['aws:S3.PutObject']);
+        assert.strictEqual(logs(spans[0]).find((l) => l.event === 'error')!['error.kind'], 'ECONNREFUSED');
+        assertLoggedAs(logs(spans[0]).find((l) => l.event === 'error')!['error.object'], caught);
+      } finally {
+        dead.destroy();
       }
     });
 
