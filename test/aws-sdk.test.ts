@@ -286,6 +286,20 @@ describe('aws-sdk', () => {
       assert.deepStrictEqual(Object.keys(proxy.requests[0]).filter((h) => /uber|trace|baggage|uberctx/i.test(h)), []);
     });
 
+    it('over fetch (FetchHttpHandler) with the fetch patch installed: one span, no header', async () => {
+      const { FetchHttpHandler } = require('@smithy/fetch-http-handler') as { FetchHttpHandler: new () => object };
+      const overFetch = s3Client(proxy.port, { requestHandler: new FetchHttpHandler() });
+      installPatches(['aws-sdk', 'http', 'fetch'], { tracer: t.tracer });
+      try {
+        const { spans } = await underParent(() => overFetch.send(put('fetch')));
+        assert.deepStrictEqual(spans.map((s) => s.operationName), ['aws:S3.PutObject']);
+        assert.strictEqual(proxy.requests.length, 1);
+        assert.deepStrictEqual(Object.keys(proxy.requests[0]).filter((h) => /uber|trace|baggage/i.test(h)), []);
+      } finally {
+        overFetch.destroy();
+      }
+    });
+
     it('propagateTo naming the endpoint: the aws span\'s context is sent (still no http span); a list without it: nothing', async () => {
       installPatches(['aws-sdk', 'http'], { tracer: t.tracer, propagateTo: ['127.0.0.1'] });
       const { spans } = await underParent(() => s3p.send(put('headers')));
