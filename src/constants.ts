@@ -94,3 +94,18 @@ export const SERVER = {
   /** The Jaeger trace-context header, checked for well-formedness before extraction. */
   JAEGER_CONTEXT_HEADER: 'uber-trace-id',
 } as const;
+
+/** The `aws-sdk` patch (AWS SDK for JavaScript v3, src/hooks/aws-sdk.ts). */
+export const AWS = {
+  /** Operation names: `aws:S3.PutObject`. */
+  OPERATION_PREFIX: 'aws:',
+  SERVICE: 'aws.service',
+  OPERATION: 'aws.operation',
+  REGION: 'aws.region',
+  REQUEST_ID: 'aws.request_id',
+  /** Attempts the SDK made for one `send` (its retries), only when more than one. */
+  ATTEMPTS: 'aws.attempts',
+  S3_BUCKET: 'aws.s3.bucket',
+  DYNAMODB_TABLE_NAME: 'aws.dynamodb.table_name',
+  SQS_QUEUE_URL: 'aws.sqs.queue_url',
+} as const;

@@ -6,6 +6,7 @@ export { beforeRequest, expressMiddleware, koaMiddleware, serverSpanOf } from '.
 export type { BeforeRequestOptions, ConnectMiddleware, IncomingRequestLike, KoaContextLike, KoaMiddleware } from './server';
 export { traced } from './traced';
 export type { TracedDecorator, TracedOptions } from './traced';
+export type { AwsSdkOptions, AwsSdkRequest, AwsSdkResponse } from './hooks/aws-sdk';
 export type {
   AxiosOptions,
   AxiosRequestConfigLike,

@@ -350,3 +350,41 @@ export interface MysqlConnectionInternals {
 export interface MysqlPoolInternals {
   config?: { connectionConfig?: MysqlConnectionConfig };
 }
+
+/**
+ * The Smithy client base class every `@aws-sdk/client-*` v3 client extends:
+ * `Client` of `@smithy/core/client` (smithy-typescript
+ * packages/core/src/submodules/client/client.ts, @smithy/core >= 3.24), of
+ * `@smithy/smithy-client` before (packages/smithy-client/src/client.ts) and
+ * of `@aws-sdk/smithy-client` before the SDK's 3.363 rename.
+ */
+export interface SmithyClient {
+  /** The resolved config (the service's `resolveRuntimeConfig` and `resolve*Config` steps). */
+  config?: {
+    /** `S3`, `DynamoDB`, `SQS` (runtimeConfig.shared.ts of each client). */
+    serviceId?: unknown;
+    /** A provider after resolveRegionConfig: `() => Promise<string>`. */
+    region?: unknown;
+    /** Set for a custom endpoint only (resolveEndpointConfig): `() => Promise<{ hostname, port, protocol, path }>`. */
+    endpoint?: unknown;
+  };
+  send(command: unknown, optionsOrCb?: unknown, cb?: unknown): unknown;
+}
+
+/** What a module holding the base class exports (`Client` of the files above). */
+export interface SmithyClientModule {
+  Client?: { prototype: SmithyClient };
+}
+
+/** A command (`new PutObjectCommand(input)`): smithy's `Command` (packages/core/src/submodules/client/command.ts). */
+export interface SmithyCommand {
+  input?: Record<string, unknown>;
+  constructor?: { name?: unknown };
+}
+
+/** `$metadata` of an output or a service error (@smithy/types ResponseMetadata). */
+export interface SmithyResponseMetadata {
+  httpStatusCode?: unknown;
+  requestId?: unknown;
+  attempts?: unknown;
+}

@@ -23,6 +23,7 @@ import type {
   PatchOptions,
   PgOptions,
 } from '../options';
+import type { AwsSdkOptions } from './aws-sdk';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -72,6 +73,11 @@ export const PATCHES = {
   ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
   mysql2: patch<MysqlOptions>({ module: 'mysql2', versions: '>=3 <4', load: () => (require('./mysql2') as typeof import('./mysql2')).mysql2 as Hook }),
   mysql: patch<MysqlOptions>({ module: 'mysql', versions: '>=2 <3', load: () => (require('./mysql') as typeof import('./mysql')).mysql as Hook }),
+  'aws-sdk': patch<AwsSdkOptions>(
+    { module: '@smithy/core', versions: '>=3.24.0 <4', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyCore as Hook },
+    { module: '@smithy/smithy-client', versions: '>=1 <5', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyClient as Hook },
+    { module: '@aws-sdk/smithy-client', versions: '>=3 <4', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).awsSmithyClient as Hook },
+  ),
 };
 
 /** The libraries this package can instrument: the registry's keys. */
