@@ -188,9 +188,13 @@ describe('version matrix: axios and undici', () => {
   });
   after(() => server.close());
 
-  it('axios (newest 1.x): a GET gives one axios span (no http span), with the contract tags', async () => {
-    assertInstalled('axios', 'axios', 1);
-    const axios = require('axios') as typeof import('axios').default;
+  for (const copy of [
+    { label: 'axios (newest 1.x)', alias: 'axios' },
+    { label: 'axios 1.6.6 (oldest in the hook\'s range)', alias: 'axios-1.6.6' },
+  ]) {
+  it(`${copy.label}: a GET gives one axios span (no http span), with the contract tags`, async () => {
+    assertInstalled(copy.alias, 'axios', 1);
+    const axios = require(copy.alias) as typeof import('axios').default;
     patchModuleAs('axios', axios);
     t.clear();
     const res = await axios.get(`${server.origin}/v`);
@@ -204,10 +208,11 @@ describe('version matrix: axios and undici', () => {
     assert.deepStrictEqual(['http.method', 'http.url', 'http.status_code'].map((k) => tag(span, k)), ['GET', `${server.origin}/v`, 200]);
     assert.strictEqual((server.received.at(-1)!.headers['uber-trace-id'] as string).split(':')[1], spanId(span));
   });
+  }
 
-  // The axios hook needs `axios.getAdapter`, exported since 1.5.0: its range starts there.
+  // The axios hook needs `axios.getAdapter` (exported since 1.5.0) and `Axios.prototype._request` (since 1.6.6): its range starts there.
   // axios 1.0.0 is outside it: left as it is, its request traced by the http patch underneath.
-  it('axios 1.0.0 (outside the hook\'s range >=1.5): left unpatched, the request still traced once, as http', async () => {
+  it('axios 1.0.0 (outside the hook\'s range >=1.6.6): left unpatched, the request still traced once, as http', async () => {
     const version = versionAt(path.join(ROOT, 'node_modules', 'axios-1.0'));
     assert.strictEqual(version, '1.0.0');
     assert.ok(!semverSatisfies(version, rangeOf('axios')));
@@ -224,7 +229,9 @@ describe('version matrix: axios and undici', () => {
   });
 
   const undiciCopies = [
+    { label: 'undici 6.0.0 (oldest 6.x)', alias: 'undici-6.0', major: 6 },
     { label: 'undici 6 (newest 6.x)', alias: 'undici6', major: 6 },
+    { label: 'undici 7.0.0 (oldest 7.x)', alias: 'undici-7.0', major: 7 },
     { label: 'undici 7 (newest 7.x)', alias: 'undici', major: 7 },
   ];
   for (const copy of undiciCopies) {
@@ -245,6 +252,55 @@ describe('version matrix: axios and undici', () => {
       assert.strictEqual(span.operationName, 'GET');
       assert.deepStrictEqual(['http.url', 'http.status_code'].map((k) => tag(span, k)), [`${server.origin}/u`, 200]);
       assert.strictEqual((server.received.at(-1)!.headers['uber-trace-id'] as string).split(':')[1], spanId(span));
+    });
+  }
+});
+
+describe('version matrix: aws-sdk (the oldest client of each Smithy base the hook declares, and the newest)', () => {
+  const t = useTracing(['aws-sdk', 'http']);
+  // s3rver: S3 over HTTP in process; it knows one access key id and checks no signature.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const S3rver = require('s3rver') as new (options: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
+  let server: InstanceType<typeof S3rver>;
+  let dir: string;
+  let endpoint: string;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oti-s3-versions-'));
+    server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
+    endpoint = `http://127.0.0.1:${(await server.run()).port}`;
+  });
+  after(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const copies = [
+    { label: '@aws-sdk/client-s3 3.0.0 (over @aws-sdk/smithy-client)', alias: 'aws-s3-3.0' },
+    { label: '@aws-sdk/client-s3 3.363.0 (over @smithy/smithy-client 1.x)', alias: 'aws-s3-3.363' },
+    { label: '@aws-sdk/client-s3 newest (over @smithy/core)', alias: '@aws-sdk/client-s3' },
+  ];
+  for (const copy of copies) {
+    it(`${copy.label}: CreateBucket gives one aws:S3.CreateBucket span under the caller, no http span`, async () => {
+      const { S3Client, CreateBucketCommand, DeleteBucketCommand } = require(copy.alias) as typeof import('@aws-sdk/client-s3');
+      const client = new S3Client({
+        region: 'us-east-1',
+        endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
+      const bucket = uniqueName('versions').toLowerCase().replace(/_/g, '-');
+      t.clear();
+      const parent = t.tracer.startSpan('parent');
+      await spanInContext(parent, () => client.send(new CreateBucketCommand({ Bucket: bucket })));
+      parent.finish();
+      await waitForSpans(t, 2);
+      await new Promise((r) => setTimeout(r, 20));
+      const spans = t.spans().filter((s) => tag(s, 'span.kind') === 'client');
+      assert.deepStrictEqual(spans.map((s) => s.operationName), ['aws:S3.CreateBucket']);
+      assert.strictEqual(parentId(spans[0]), spanId(parent));
+      assert.deepStrictEqual(['component', 'aws.s3.bucket', 'http.status_code'].map((k) => tag(spans[0], k)), ['aws-sdk', bucket, 200]);
+      await suppressInstrumentation(() => client.send(new DeleteBucketCommand({ Bucket: bucket })));
+      client.destroy();
     });
   }
 });

@@ -61,7 +61,7 @@ export const PATCHES = {
     { module: 'http', load: () => (require('./http-server') as typeof import('./http-server')).httpServer as Hook },
     { module: 'https', load: () => (require('./http-server') as typeof import('./http-server')).httpsServer as Hook },
   ),
-  axios: patch<AxiosOptions>({ module: 'axios', versions: '>=1.5 <2', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook }),
+  axios: patch<AxiosOptions>({ module: 'axios', versions: '>=1.6.6 <2', load: () => (require('./axios') as typeof import('./axios')).axiosClient as Hook }),
   fetch: patch<FetchOptions>(
     { module: 'diagnostics_channel', load: () => (require('./fetch') as typeof import('./fetch')).fetchClient as Hook },
     { module: 'undici', versions: '>=6 <8', load: () => (require('./fetch') as typeof import('./fetch')).undiciDispatchers as Hook },
