@@ -183,7 +183,10 @@ describe('mysql (mysqljs) 2.x', () => {
         [Pool.prototype, 'getConnection'],
       ];
     },
-    // TODO(loader): declare `resolvedPath` once the require hook reports a package required by its absolute file path.
+    resolvedPath: {
+      module: 'mysql',
+      probe: '() => [[require(require.resolve("mysql/lib/Connection")).prototype, "query"], [require(require.resolve("mysql/lib/Pool")).prototype, "query"]]',
+    },
   });
 
   describe('spans, context and errors', function () {

@@ -334,8 +334,10 @@ for (const version of VERSIONS) {
         [lib.Pool.prototype, 'execute'],
         [lib.Pool.prototype, 'getConnection'],
       ],
-      // TODO(loader): declare `resolvedPath` ({ module: 'mysql2', probe: (m) => [[m.Connection.prototype, 'query'], ...] })
-      // once the require hook reports a package required by its absolute file path (today's src/require-hook.ts sees bare names only).
+      resolvedPath: {
+        module: 'mysql2',
+        probe: '(m) => [[m.Connection.prototype, "query"], [m.Connection.prototype, "execute"], [m.Pool.prototype, "query"], [m.Pool.prototype, "getConnection"]]',
+      },
     });
 
     describe('spans, context and errors', function () {
