@@ -25,5 +25,6 @@ export type {
   PgQueryResult,
   ResponseHookOf,
 } from './options';
+export type { RedisOptions, RedisRequest } from './hooks/redis';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
 export type { JaegerConfig, JaegerOptions, JaegerTracer } from './tracer';

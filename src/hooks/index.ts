@@ -22,6 +22,7 @@ import type {
   PatchOptions,
   PgOptions,
 } from '../options';
+import type { RedisOptions } from './redis';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -62,6 +63,7 @@ export const PATCHES = {
     { module: 'pg', versions: '>=8 <9', load: () => (require('./pg') as typeof import('./pg')).pgClient as Hook },
     { module: 'pg-pool', versions: '>=3 <4', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
   ),
+  redis: patch<RedisOptions>({ module: '@redis/client', versions: '>=1 <2 || >=5 <7', load: () => (require('./redis') as typeof import('./redis')).redisClient as Hook }),
   ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
 };
 
