@@ -6,35 +6,23 @@ import { patchModuleAs } from '../src/patcher';
 import { CANARY } from './helpers/canary';
 import { describeClientContract, type CallForm } from './helpers/contract';
 import { REDIS, uniqueName } from './helpers/db';
+import { VERSIONS, type NodeRedisVersion } from './helpers/node-redis';
 import { logs, parentId, spanId, tag, tags, useTracing, waitFor, type JaegerSpan, type TestTracer } from './helpers/tracing';
 
-/* eslint-disable @typescript-eslint/no-require-imports, @typescript-eslint/no-explicit-any */
+/* eslint-disable @typescript-eslint/no-explicit-any */
 type Client = any;
-interface Version {
-  label: string;
-  /** The `redis` package (its createClient adds the modules). */
-  redis: () => any;
-  /** The `@redis/client` copy that package uses: what the hook patches. */
-  core: () => object;
-  major: number;
-}
-export const VERSIONS: Version[] = [
-  { label: 'redis 6', redis: () => require('redis'), core: () => require('@redis/client'), major: 6 },
-  { label: 'redis 5', redis: () => require('redis5'), core: () => require('redis5/node_modules/@redis/client'), major: 5 },
-  { label: 'redis 4', redis: () => require('redis4'), core: () => require('redis4/node_modules/@redis/client'), major: 4 },
-];
-/* eslint-enable @typescript-eslint/no-require-imports */
+type Version = NodeRedisVersion;
 
 const OPTIONS = { socket: { host: REDIS.host, port: REDIS.port } };
 
-export async function connected(version: Version, options: Record<string, unknown> = {}): Promise<Client> {
+async function connected(version: Version, options: Record<string, unknown> = {}): Promise<Client> {
   const client = version.redis().createClient({ ...OPTIONS, ...options });
   client.on('error', () => undefined);
   await suppressInstrumentation(() => client.connect());
   return client;
 }
 
-export function redisSpans(t: TestTracer): JaegerSpan[] {
+function redisSpans(t: TestTracer): JaegerSpan[] {
   return t.spans().filter((s) => tag(s, 'component') === 'redis');
 }
 

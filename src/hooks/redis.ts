@@ -69,6 +69,8 @@ const boundListeners = new WeakMap<object, unknown>();
 /** A cluster command's attempts (RedisCluster._execute): a MOVED/ASK attempt hands its span to the next one. */
 class RedirectGroup {
   call: Call | undefined;
+  /** The node client of the latest attempt: its peer is tagged when the span finishes. */
+  client: NodeRedisClient | undefined;
 }
 
 const REDIRECT = /^(MOVED|ASK) /;
@@ -84,13 +86,13 @@ function withEntry<T>(client: NodeRedisClient, batch: boolean, fn: () => T): T {
   }
 }
 
-function connectionTags(tags: TagMap, client: NodeRedisClient): void {
+function connectionTags(tags: TagMap, client: NodeRedisClient, peer = true): TagMap {
   const options = client.options ?? {};
   const socket = options.socket ?? {};
   tags[TAG.DB_INSTANCE] = String(typeof options.database === 'number' ? options.database : 0);
-  if (typeof socket.path === 'string') return; // a Unix socket: no peer host
+  if (!peer || typeof socket.path === 'string') return tags; // a Unix socket: no peer host
   const port = typeof socket.port === 'number' || typeof socket.port === 'string' ? socket.port : 6379;
-  addPeerTags(tags, typeof socket.host === 'string' ? socket.host : 'localhost', port);
+  return addPeerTags(tags, typeof socket.host === 'string' ? socket.host : 'localhost', port);
 }
 
 function statementOf(args: ReadonlyArray<unknown>, options: RedisOptions, compact: boolean): string {
@@ -113,8 +115,13 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
     call.finish(undefined, result, true);
     return;
   }
+  const end = (): void => {
+    // A cluster command: the node that answered last is the peer (tags set once: a tracer may keep duplicates).
+    if (group?.client !== undefined && !call.finished) call.setTags(connectionTags({}, group.client));
+  };
   (result as Promise<unknown>).then(
     (reply) => {
+      end();
       const failed = batch ? batchError(reply) : undefined;
       if (failed !== undefined) call.finish(failed);
       else call.finish(undefined, reply, true);
@@ -122,6 +129,7 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
     (err: unknown) => {
       const message = (err as { message?: unknown } | null)?.message;
       if (group !== undefined && typeof message === 'string' && REDIRECT.test(message)) return;
+      end();
       call.finish(err ?? new Error('redis command rejected'));
     },
   );
@@ -131,18 +139,15 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
 function traced(client: NodeRedisClient, name: string, statement: () => string, request: () => RedisRequest, run: () => unknown, batch: boolean): unknown {
   const active = activeCall();
   const group = active instanceof RedirectGroup ? active : undefined;
+  if (group !== undefined) group.client = client;
   let call = group?.call !== undefined && !group.call.finished ? group.call : undefined;
-  if (call !== undefined) {
-    const tags: TagMap = {};
-    connectionTags(tags, client);
-    call.setTags(tags);
-  } else {
+  if (call === undefined) {
     call = startCall<RedisRequest>(PATCH, {
       operationName: OPERATION_PREFIX.REDIS + name,
       tags: (tags) => {
         tags[TAG.DB_TYPE] = 'redis';
         tags[TAG.DB_STATEMENT] = truncate(statement(), maxStatementLength(optionsOf(PATCH)));
-        connectionTags(tags, client);
+        connectionTags(tags, client, group === undefined);
       },
       request,
       loggableError: (err) => loggableRedisError(err),
@@ -296,7 +301,17 @@ function targets(i: NodeRedisInternals): Array<[object, string, Wrapper]> {
   for (const name of PUBSUB) list.push([client, name, (o, c, a) => tracedPubSub(o, self(c), a, name)]);
   if (i.pool !== undefined) list.push([i.pool.prototype, 'execute', bindFirst]);
   if (i.cluster !== undefined) {
-    list.push([i.cluster.prototype, '_execute', (o, c, a) => runInCall(new RedirectGroup(), () => o.apply(c, a as never))]);
+    // 5.x/6.x: every attempt of a command runs inside `_execute`; 1.x: inside a private
+    // `#execute`, reached from these public methods (MULTI reaches it directly: not grouped).
+    const group: Wrapper = (o, c, a) => {
+      const g = new RedirectGroup();
+      const result = runInCall(g, () => o.apply(c, a as never));
+      // The cluster gives up after a redirect (too many, or a node it cannot find): end the span it left open.
+      if (result instanceof Promise) result.then(() => g.call?.finish(), (err: unknown) => g.call?.finish(err)).catch(() => undefined);
+      return result;
+    };
+    const names = typeof i.cluster.prototype._execute === 'function' ? ['_execute'] : ['sendCommand', 'executeScript', 'executeFunction'];
+    for (const name of names) list.push([i.cluster.prototype, name, group]);
   }
   if (i.slots !== undefined) {
     for (const name of ['connect', 'rediscover']) list.push([i.slots.prototype, name, (o, c, a) => suppressInstrumentation(() => o.apply(c, a as never))]);
