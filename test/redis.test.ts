@@ -269,6 +269,29 @@ for (const version of VERSIONS) {
       assert.strictEqual(t.accounting.open.size, 0, 'every span finished');
     });
 
+    it(version.major === 4 ? 'executeIsolated: a task waiting for a free isolated client runs under its own caller' : 'a client pool: a task waiting for a free client runs under its own caller', async () => {
+      let pooled: Client;
+      let run: (k: string) => Promise<unknown>;
+      if (version.major === 4) {
+        pooled = await connected(version, { isolationPoolOptions: { min: 1, max: 1 } });
+        run = (k) => pooled.executeIsolated((c: Client) => c.get(k));
+      } else {
+        pooled = version.redis().createClientPool(OPTIONS, { minimum: 1, maximum: 1 });
+        pooled.on('error', () => undefined);
+        await suppressInstrumentation(() => pooled.connect());
+        run = (k) => pooled.get(k);
+      }
+      const parents = [0, 1, 2, 3].map((i) => t.tracer.startSpan(`p${i}`));
+      await Promise.all(parents.map((p, i) => spanInContext(p, () => run(`${prefix}:pool${i}`))));
+      for (const p of parents) p.finish();
+      await suppressInstrumentation(() => (version.major === 4 ? pooled.quit() : pooled.close()));
+      const spans = redisSpans(t);
+      assert.deepStrictEqual(
+        spans.map((s) => `${tag(s, 'db.statement')}<${parentId(s)}`).sort(),
+        parents.map((p, i) => `GET ${prefix}:pool${i}<${spanId(p)}`).sort(),
+      );
+    });
+
     it('statementSerializer and maxStatementLength', async () => {
       installPatches(['redis'], { tracer: t.tracer, redis: { statementSerializer: (c, a) => `${c}(${a.length})`, maxStatementLength: 5 } });
       try {
