@@ -166,6 +166,14 @@ for (const version of VERSIONS) {
       assert.ok(typeof message === 'string' && message.startsWith("ERR unknown command 'NOPE'") && !message.includes('args beginning'), String(message));
     });
 
+    it('module commands (client.json.get) are traced', async () => {
+      // The local Redis has no RedisJSON: the command fails, and is traced as such.
+      const err = await client.json.get(`${prefix}:json`).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof Error);
+      const spans = redisSpans(t);
+      assert.deepStrictEqual(spans.map((s) => `${s.operationName} ${tag(s, 'db.statement')} ${tag(s, 'error')}`), [`redis:JSON.GET JSON.GET ${prefix}:json true`]);
+    });
+
     it('the handshake (HELLO/AUTH, SELECT, CLIENT SETNAME/SETINFO) is not traced; db.instance is the selected database', async () => {
       const parent = t.tracer.startSpan('parent');
       const other = await spanInContext(parent, async () => {

@@ -291,7 +291,8 @@ function targets(i: NodeRedisInternals): Array<[object, string, Wrapper]> {
   if (i.commands !== undefined) {
     // 1.x: commands call a private #sendCommand; their methods are the entry points.
     for (const name of Object.keys(i.commands)) list.push([client, name, entryPoint]);
-    for (const name of ['executeScript', 'executeFunction', 'SELECT']) list.push([client, name, entryPoint]);
+    // Module, script and function commands: executors `attachExtensions` reads off the prototype at createClient.
+    for (const name of ['commandsExecutor', 'executeScript', 'executeFunction', 'SELECT']) list.push([client, name, entryPoint]);
     list.push([client, 'multiExecutor', (o, c, a) => tracedBatch(o, c, a, a[2] !== undefined)]);
     list.push([client, 'executeIsolated', bindFirst]);
   } else {
