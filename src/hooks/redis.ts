@@ -294,7 +294,6 @@ function targets(i: NodeRedisInternals): Array<[object, string, Wrapper]> {
     // Module, script and function commands: executors `attachExtensions` reads off the prototype at createClient.
     for (const name of ['commandsExecutor', 'executeScript', 'executeFunction', 'SELECT']) list.push([client, name, entryPoint]);
     list.push([client, 'multiExecutor', (o, c, a) => tracedBatch(o, c, a, a[2] !== undefined)]);
-    list.push([client, 'executeIsolated', bindFirst]);
   } else {
     list.push([client, '_executeMulti', (o, c, a) => tracedBatch(o, self(c), a, true)]);
     list.push([client, '_executePipeline', (o, c, a) => tracedBatch(o, self(c), a, false)]);
