@@ -117,7 +117,11 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
   }
   const end = (): void => {
     // A cluster command: the node that answered last is the peer (tags set once: a tracer may keep duplicates).
-    if (group?.client !== undefined && !call.finished) call.setTags(connectionTags({}, group.client));
+    try {
+      if (group?.client !== undefined && !call.finished) call.setTags(connectionTags({}, group.client));
+    } catch (err) {
+      logOnce('redis:tags', 'could not tag the node of a node-redis cluster command', err);
+    }
   };
   (result as Promise<unknown>).then(
     (reply) => {
