@@ -116,6 +116,37 @@ describe('redis patch on a local Redis Cluster', () => {
         assert.strictEqual(tag(spans[0], 'peer.port'), target);
       });
 
+      it('an ASK redirection (slot migrating) is followed within the one span; ASKING is not a span of its own', async () => {
+        const key = `${prefix}:ask`;
+        const { slot, port } = await owner(direct, key);
+        const source = direct[local.ports.indexOf(port)];
+        const targetPort = local.ports.find((p) => p !== port)!;
+        const target = direct[local.ports.indexOf(targetPort)];
+        await suppressInstrumentation(async () => {
+          const sourceId = String(await source.sendCommand(['CLUSTER', 'MYID']));
+          const targetId = String(await target.sendCommand(['CLUSTER', 'MYID']));
+          await target.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', sourceId]);
+          await source.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', targetId]);
+        });
+        try {
+          const parent = t.tracer.startSpan('parent');
+          const reply = await spanInContext(parent, () => cluster.set(key, CANARY));
+          parent.finish();
+          assert.strictEqual(reply, 'OK');
+          const spans = redisSpans(t);
+          assert.deepStrictEqual(spans.map((s) => s.operationName), ['redis:SET']);
+          assert.strictEqual(parentId(spans[0]), spanId(parent));
+          assert.strictEqual(tag(spans[0], 'error'), undefined);
+          assert.strictEqual(tag(spans[0], 'peer.port'), targetPort);
+        } finally {
+          // Finish the migration: the slot (and the key now on the target) belong to the target.
+          await suppressInstrumentation(async () => {
+            const targetId = String(await target.sendCommand(['CLUSTER', 'MYID']));
+            for (const c of direct) await c.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', targetId]);
+          });
+        }
+      });
+
       it('redirected until the cluster gives up: one span, failed, finished', async () => {
         // Routed by a key of one node, the command names a key of another: MOVED every time.
         const routed = `${prefix}:route`;

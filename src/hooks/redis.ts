@@ -179,8 +179,10 @@ function tracedAddCommand(original: NodeRedisQueue['addCommand'], queue: NodeRed
   const current = entry;
   const command = args[0] as ReadonlyArray<unknown>;
   if (current === undefined || current.batch || !Array.isArray(command) || command.length === 0) return original.apply(queue, args as never);
-  entry = undefined; // one span per application call: whatever else it queues is its own business
   const name = String(command[0]).toUpperCase();
+  // A cluster's ASKING before the command an ASK redirects (1.x: `client.asking()`): protocol, not a call.
+  if (name === 'ASKING') return original.apply(queue, args as never);
+  entry = undefined; // one span per application call: whatever else it queues is its own business
   return traced(
     current.client,
     name,
