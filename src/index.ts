@@ -26,6 +26,7 @@ export type {
   PgQueryResult,
   ResponseHookOf,
 } from './options';
+export type { RedisOptions, RedisRequest } from './hooks/redis';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
 export type { ConsoleExporterOptions, ExporterName, ExporterOption, JaegerConfig, JaegerOptions, JaegerTracer, OtlpExporterOptions } from './tracer';
 export { registerW3CCodec, W3CTraceContextCodec } from './w3c';

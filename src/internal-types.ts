@@ -388,3 +388,49 @@ export interface SmithyResponseMetadata {
   requestId?: unknown;
   attempts?: unknown;
 }
+
+// ---------------------------------------------------------------------------
+// node-redis (`@redis/client` 1.x for redis 4, 5.x, 6.x)
+
+/** A command as a batch holds it (@redis/client dist/lib/multi-command.js: `{ args, transformReply }`). */
+export interface NodeRedisQueuedCommand {
+  args: ReadonlyArray<unknown>;
+}
+
+/** The options a client keeps (dist/lib/client/index.js `get options()`), after its URL is parsed. */
+export interface NodeRedisClientOptions {
+  socket?: { host?: unknown; port?: unknown; path?: unknown };
+  database?: unknown;
+}
+
+/**
+ * `RedisClient` (dist/lib/client/index.js). 5.x/6.x: `sendCommand`,
+ * `_executeMulti`, `_executePipeline`; 1.x: `sendCommand`, `multiExecutor`,
+ * `executeIsolated`, and one method per command attached by
+ * dist/lib/commander.js `attachCommands`. Commands are often called on a
+ * proxy (`Object.create(client)`); `_self` is the client itself (5.x/6.x).
+ */
+export interface NodeRedisClient {
+  readonly options?: NodeRedisClientOptions;
+  _self?: NodeRedisClient;
+  [method: string]: unknown;
+}
+
+/** `RedisCommandsQueue` (dist/lib/client/commands-queue.js): every command reaches the wire through `addCommand`. */
+export interface NodeRedisQueue {
+  addCommand(args: ReadonlyArray<unknown>, options?: unknown): Promise<unknown>;
+}
+
+/** The internal modules of `@redis/client` the hook reaches through its main file's directory. */
+export interface NodeRedisInternals {
+  client: { prototype: NodeRedisClient };
+  queue: { prototype: NodeRedisQueue };
+  /** 1.x: the command table (dist/lib/client/commands.js) whose names `attachCommands` put on the prototype. */
+  commands?: Record<string, unknown>;
+  /** 5.x/6.x: `RedisClientPool` (dist/lib/client/pool.js). */
+  pool?: { prototype: { execute(fn: unknown): unknown } };
+  /** `RedisCluster` (dist/lib/cluster/index.js). */
+  cluster?: { prototype: Record<string, unknown> };
+  /** `RedisClusterSlots` (dist/lib/cluster/cluster-slots.js): the slot-table refresh. */
+  slots?: { prototype: Record<string, unknown> };
+}

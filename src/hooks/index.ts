@@ -24,6 +24,7 @@ import type {
   PgOptions,
 } from '../options';
 import type { AwsSdkOptions } from './aws-sdk';
+import type { RedisOptions } from './redis';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -70,6 +71,7 @@ export const PATCHES = {
     { module: 'pg', versions: '>=8 <9', load: () => (require('./pg') as typeof import('./pg')).pgClient as Hook },
     { module: 'pg-pool', versions: '>=3 <4', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
   ),
+  redis: patch<RedisOptions>({ module: '@redis/client', versions: '>=1 <2 || >=5 <7', load: () => (require('./redis') as typeof import('./redis')).redisClient as Hook }),
   ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
   mysql2: patch<MysqlOptions>({ module: 'mysql2', versions: '>=3 <4', load: () => (require('./mysql2') as typeof import('./mysql2')).mysql2 as Hook }),
   mysql: patch<MysqlOptions>({ module: 'mysql', versions: '>=2 <3', load: () => (require('./mysql') as typeof import('./mysql')).mysql as Hook }),

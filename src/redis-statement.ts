@@ -1,0 +1,152 @@
+/**
+ * `db.statement` of a Redis command, shared by the Redis hooks: the command
+ * name upper case, its subcommand for container commands (`CONFIG GET`), its
+ * first key, and a count of the other arguments, whose values stay hidden
+ * (`SET session:42 [1 other argument]`). `AUTH` and `HELLO` never show an
+ * argument, whatever the serializer. Used by the node-redis hook; the
+ * ioredis hook builds the same text from its own command table and could
+ * switch to `commandStatement` with its `getKeys()` as the key locator.
+ */
+import { redactErrorFields } from './redact';
+import { truncate } from './sql';
+
+const DEFAULT_MAX_STATEMENT_LENGTH = 1024;
+const MAX_KEY_LENGTH = 256;
+
+/** Commands whose arguments are never recorded, whatever the serializer: they carry credentials. */
+export const SECRET_COMMANDS: ReadonlySet<string> = new Set(['auth', 'hello']);
+
+/** Container commands whose first argument is a subcommand worth showing (`CONFIG GET`, `CLIENT SETNAME`). */
+const CONTAINER_COMMANDS = new Set([
+  'acl', 'client', 'cluster', 'command', 'config', 'debug', 'function', 'latency', 'memory', 'module',
+  'object', 'pubsub', 'script', 'slowlog', 'xgroup', 'xinfo',
+]);
+
+/** Commands without a key (or whose first arguments are not keys: channels, patterns, scripts). */
+const KEYLESS = new Set([
+  'asking', 'auth', 'bgrewriteaof', 'bgsave', 'dbsize', 'discard', 'echo', 'exec', 'failover', 'flushall', 'flushdb',
+  'hello', 'info', 'keys', 'lastsave', 'lolwut', 'migrate', 'monitor', 'multi', 'ping', 'psubscribe', 'publish',
+  'punsubscribe', 'quit', 'randomkey', 'readonly', 'readwrite', 'replicaof', 'reset', 'role', 'save', 'scan', 'select',
+  'shutdown', 'slaveof', 'spublish', 'ssubscribe', 'subscribe', 'sunsubscribe', 'swapdb', 'sync', 'psync', 'time',
+  'unsubscribe', 'unwatch', 'wait', 'waitaof',
+]);
+
+/** Commands whose keys follow a `numkeys` argument at this index of the arguments (after the name). */
+const NUMKEYS_AT: Readonly<Record<string, number>> = {
+  eval: 1, eval_ro: 1, evalsha: 1, evalsha_ro: 1, fcall: 1, fcall_ro: 1,
+  lmpop: 0, zmpop: 0, sintercard: 0, zintercard: 0, zdiff: 0, zinter: 0, zunion: 0, blmpop: 1, bzmpop: 1,
+};
+
+/** What the statement options of a Redis patch hold. */
+export interface RedisStatementOptions {
+  statementSerializer?: ((command: string, args: ReadonlyArray<unknown>) => string) | null;
+  maxStatementLength?: number;
+}
+
+/** A key locator: the command's first key among `args` (arguments after the name), if it has one. */
+export type FirstKey = (name: string, args: ReadonlyArray<unknown>) => unknown;
+
+export function maxStatementLength(options: RedisStatementOptions): number {
+  const max = options.maxStatementLength;
+  return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
+}
+
+/** A key or subcommand as text (cut at 256 characters); undefined for anything else. */
+export function argText(arg: unknown): string | undefined {
+  if (typeof arg === 'string') return truncate(arg, MAX_KEY_LENGTH);
+  if (typeof arg === 'number') return String(arg);
+  if (Buffer.isBuffer(arg)) return truncate(arg.toString('utf8', 0, MAX_KEY_LENGTH + 1), MAX_KEY_LENGTH);
+  return undefined;
+}
+
+/**
+ * The first key of a command sent as a plain RESP array, for clients with no
+ * command table at hand (node-redis): the first argument, except for keyless
+ * commands, container commands, `numkeys` commands and `XREAD`'s `STREAMS`.
+ */
+export function positionalFirstKey(name: string, args: ReadonlyArray<unknown>): unknown {
+  const lower = name.toLowerCase();
+  if (KEYLESS.has(lower) || CONTAINER_COMMANDS.has(lower) || args.length === 0) return undefined;
+  const numkeysAt = NUMKEYS_AT[lower];
+  if (numkeysAt !== undefined) return Number(args[numkeysAt]) > 0 ? args[numkeysAt + 1] : undefined;
+  if (lower === 'xread' || lower === 'xreadgroup') {
+    const at = args.findIndex((a) => typeof a === 'string' && a.toUpperCase() === 'STREAMS');
+    return at >= 0 ? args[at + 1] : undefined;
+  }
+  if (lower === 'bitop') return args[1];
+  return args[0];
+}
+
+function otherArguments(n: number): string {
+  return n === 1 ? '[1 other argument]' : `[${n} other arguments]`;
+}
+
+/** The default statement: `SET session:42 [1 other argument]`; `CONFIG GET ...` when `compact`; `AUTH`. */
+export function defaultStatement(name: string, args: ReadonlyArray<unknown>, firstKey: FirstKey, compact: boolean): string {
+  const lower = name.toLowerCase();
+  const upper = name.toUpperCase();
+  if (SECRET_COMMANDS.has(lower)) return upper;
+  const parts = [upper];
+  let shown = 0;
+  if (CONTAINER_COMMANDS.has(lower) && args.length > 0) {
+    const sub = argText(args[0]);
+    if (sub !== undefined && /^[A-Za-z-]{1,32}$/.test(sub)) {
+      parts.push(sub.toUpperCase());
+      shown++;
+    }
+  }
+  let key: string | undefined;
+  try {
+    key = argText(firstKey(name, args));
+  } catch {
+    key = undefined; // a command the locator does not know: its arguments stay hidden
+  }
+  if (key !== undefined) {
+    parts.push(key);
+    shown++;
+  }
+  const others = args.length - shown;
+  if (others > 0) parts.push(compact ? '...' : otherArguments(others));
+  return parts.join(' ');
+}
+
+/** db.statement of one command: the user's serializer (never for AUTH/HELLO), else the default. */
+export function commandStatement(
+  name: string,
+  args: ReadonlyArray<unknown>,
+  options: RedisStatementOptions,
+  firstKey: FirstKey,
+  compact: boolean,
+  patch: string,
+  log: (key: string, message: string, err: unknown) => void,
+): string {
+  const serializer = options.statementSerializer;
+  if (typeof serializer === 'function' && !SECRET_COMMANDS.has(name.toLowerCase())) {
+    try {
+      const s = serializer(name.toLowerCase(), args);
+      if (typeof s === 'string') return s;
+    } catch (err) {
+      log(`${patch}:serializer`, `the ${patch} statementSerializer threw; using the default`, err);
+    }
+  }
+  return defaultStatement(name, args, firstKey, compact);
+}
+
+/** Redis quotes the arguments of a command it does not know: `ERR unknown command 'x', with args beginning with: 'v'`. */
+const QUOTED_ARGS = /, with args beginning with:[^\n]*/;
+
+/**
+ * A Redis error reply as logged on a span: the arguments Redis quotes in an
+ * unknown-command message are dropped (they may be values or credentials).
+ * `extra` adds fields to replace (ioredis' `command`).
+ */
+export function loggableRedisError(err: unknown, extra?: Record<string, unknown>): unknown {
+  if (err === null || typeof err !== 'object') return err;
+  const e = err as { message?: unknown; stack?: unknown };
+  const fields: Record<string, unknown> = { ...extra };
+  if (typeof e.message === 'string' && QUOTED_ARGS.test(e.message)) {
+    fields.message = e.message.replace(QUOTED_ARGS, '');
+    if (typeof e.stack === 'string') fields.stack = e.stack.replace(QUOTED_ARGS, '');
+  }
+  return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
+}
