@@ -25,5 +25,6 @@ export type {
   PgQueryResult,
   ResponseHookOf,
 } from './options';
+export type { AmqplibOptions, AmqplibRequest, AmqplibResponse } from './hooks/amqplib';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
 export type { JaegerConfig, JaegerOptions, JaegerTracer } from './tracer';

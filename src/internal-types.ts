@@ -260,3 +260,47 @@ export interface IoredisModule {
   Cluster?: { prototype: IoredisClusterPrototype };
   Pipeline?: { prototype: IoredisPipeline };
 }
+
+/*
+ * amqplib 0.10 and 2.x internals (src/hooks/amqplib.ts). Both APIs
+ * (`amqplib` and `amqplib/callback_api`) build their channels on lib/channel.js.
+ */
+
+/** A message as amqplib hands it to a consumer (lib/channel.js `acceptMessage`). */
+export interface AmqpMessage {
+  fields: { deliveryTag?: number; redelivered?: boolean; exchange?: string; routingKey?: string; consumerTag?: string };
+  properties: { headers?: Record<string, unknown> | null; [key: string]: unknown };
+  content: unknown;
+}
+
+/** What `publish` hands to `sendMessage`: lib/api_args.js `Args.publish` (fields and properties in one object). */
+export interface AmqpPublishFields {
+  exchange?: string;
+  routingKey?: string;
+  headers?: Record<string, unknown> | null;
+  [key: string]: unknown;
+}
+
+/** lib/channel.js `Channel` (the methods the patch wraps or reads). */
+export interface AmqpChannel {
+  connection?: { stream?: { remoteAddress?: string; remotePort?: number; servername?: string; _host?: string } };
+  /** Only on confirm channels (lib/channel_model.js, lib/callback_model.js `ConfirmChannel`). */
+  waitForConfirms?: unknown;
+  sendMessage(fields: AmqpPublishFields, properties: AmqpPublishFields, content: unknown): boolean;
+  pushConfirmCallback(cb: unknown): void;
+  sendImmediately(method: number, fields: { deliveryTag?: number; multiple?: boolean; requeue?: boolean }): unknown;
+  toClosed(...args: unknown[]): unknown;
+}
+
+/** `Channel.prototype` of lib/channel_model.js (promise API) and lib/callback_model.js. */
+export interface AmqpModelChannel {
+  consume(queue: string, callback: (message: AmqpMessage | null) => unknown, options?: { noAck?: boolean }, ...rest: unknown[]): unknown;
+  get(queue: string, options?: { noAck?: boolean }, cb?: (err: unknown, message: AmqpMessage | false) => unknown): unknown;
+}
+
+/** The AMQP method ids of lib/defs.js the patch recognizes. */
+export interface AmqpDefs {
+  BasicAck: number;
+  BasicNack: number;
+  BasicReject: number;
+}

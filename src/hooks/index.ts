@@ -22,6 +22,7 @@ import type {
   PatchOptions,
   PgOptions,
 } from '../options';
+import type { AmqplibOptions } from './amqplib';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -63,6 +64,10 @@ export const PATCHES = {
     { module: 'pg-pool', versions: '>=3 <4', load: () => (require('./pg') as typeof import('./pg')).pgPool as Hook },
   ),
   ioredis: patch<IoredisOptions>({ module: 'ioredis', versions: '>=4 <7', load: () => (require('./ioredis') as typeof import('./ioredis')).ioredis as Hook }),
+  amqplib: patch<AmqplibOptions>(
+    { module: 'amqplib', versions: '>=0.10.0 <0.11 || >=2 <3', load: () => (require('./amqplib') as typeof import('./amqplib')).amqplib as Hook },
+    { module: 'amqplib/callback_api', versions: '>=0.10.0 <0.11 || >=2 <3', load: () => (require('./amqplib') as typeof import('./amqplib')).amqplibCallbackApi as Hook },
+  ),
 };
 
 /** The libraries this package can instrument: the registry's keys. */
