@@ -265,6 +265,29 @@ for (const version of VERSIONS) {
         assert.deepStrictEqual(named(t, 'amqp:publish'), []);
       });
 
+      it('confirm channel: the span is open until the broker confirms, then finished before the callback, which runs in the publisher\'s context', async () => {
+        const c = await connection.createConfirmChannel();
+        const q = await freshQueue();
+        const parent = t.tracer.startSpan('parent');
+        let inCallback: Span | undefined;
+        let finishedAtCallback = -1;
+        const done = new Promise<void>((resolve) =>
+          spanInContext(parent, () =>
+            c.sendToQueue(q, Buffer.from('x'), {}, () => {
+              inCallback = getCurrentSpan();
+              finishedAtCallback = named(t, 'amqp:publish').length;
+              resolve();
+            }),
+          ),
+        );
+        assert.strictEqual(named(t, 'amqp:publish').length, 0, 'open until confirmed');
+        await done;
+        parent.finish();
+        assert.strictEqual(finishedAtCallback, 1);
+        assert.strictEqual(inCallback, parent);
+        await c.close();
+      });
+
       it('a confirm channel closed before the confirm: the span fails with the channel\'s error, the callback gets it', async () => {
         const c = await connection.createConfirmChannel();
         const q = await freshQueue();
