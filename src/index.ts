@@ -26,5 +26,6 @@ export type {
   ResponseHookOf,
 } from './options';
 export type { AmqplibOptions, AmqplibRequest, AmqplibResponse } from './hooks/amqplib';
+export type { BullmqOptions, BullmqRequest } from './hooks/bullmq';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
 export type { JaegerConfig, JaegerOptions, JaegerTracer } from './tracer';

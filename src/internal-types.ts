@@ -304,3 +304,58 @@ export interface AmqpDefs {
   BasicNack: number;
   BasicReject: number;
 }
+
+/*
+ * BullMQ 5 and 6 (dist/cjs/classes/*.js), the parts src/hooks/bullmq.ts reads or wraps.
+ */
+
+/** Job options (interfaces/base-job-options.ts); `telemetry` is BullMQ's context carrier, stored as the job's `tm` field. */
+export interface BullJobOpts {
+  telemetry?: { metadata?: string; omitContext?: boolean };
+  [key: string]: unknown;
+}
+
+/** classes/job.js `Job`. */
+export interface BullJob {
+  id?: string | number;
+  name: string;
+  queueName?: string;
+  attemptsMade?: number;
+  opts?: BullJobOpts;
+}
+
+/** classes/queue.js `Queue`; `opts.telemetry` is set when BullMQ's own telemetry is on. */
+export interface BullQueue {
+  name: string;
+  opts?: { telemetry?: unknown };
+  add(name: string, data: unknown, opts?: BullJobOpts): Promise<BullJob>;
+  addBulk(jobs: Array<{ name: string; data: unknown; opts?: BullJobOpts }>): Promise<BullJob[]>;
+}
+
+/** A node of a flow (interfaces/flow-job.ts). */
+export interface BullFlowJob {
+  name: string;
+  queueName: string;
+  data?: unknown;
+  opts?: BullJobOpts;
+  children?: BullFlowJob[];
+}
+
+/** classes/flow-producer.js `FlowProducer`. */
+export interface BullFlowProducer {
+  telemetry?: unknown;
+  add(flow: BullFlowJob, opts?: unknown): Promise<unknown>;
+}
+
+/** classes/worker.js `Worker`: `callProcessJob` runs the processor (in process or sandboxed) for one attempt. */
+export interface BullWorker {
+  name: string;
+  callProcessJob(job: BullJob, token: unknown, signal?: unknown): unknown;
+}
+
+/** What the hook reads from the package's (CommonJS) exports. */
+export interface BullModule {
+  Queue: { prototype: BullQueue };
+  Worker: { prototype: BullWorker };
+  FlowProducer: { prototype: BullFlowProducer };
+}

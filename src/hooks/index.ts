@@ -23,6 +23,7 @@ import type {
   PgOptions,
 } from '../options';
 import type { AmqplibOptions } from './amqplib';
+import type { BullmqOptions } from './bullmq';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -68,6 +69,7 @@ export const PATCHES = {
     { module: 'amqplib', versions: '>=0.10.0 <0.11 || >=2 <3', load: () => (require('./amqplib') as typeof import('./amqplib')).amqplib as Hook },
     { module: 'amqplib/callback_api', versions: '>=0.10.0 <0.11 || >=2 <3', load: () => (require('./amqplib') as typeof import('./amqplib')).amqplibCallbackApi as Hook },
   ),
+  bullmq: patch<BullmqOptions>({ module: 'bullmq', versions: '>=5 <7', load: () => (require('./bullmq') as typeof import('./bullmq')).bullmq as Hook }),
 };
 
 /** The libraries this package can instrument: the registry's keys. */
