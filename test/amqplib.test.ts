@@ -19,7 +19,7 @@ import { describeClientContract } from './helpers/contract';
 import { uniqueName } from './helpers/db';
 import { logs, spanId, tag, tags, traceId, useTracing, waitFor, type JaegerSpan, type TestTracer } from './helpers/tracing';
 
-export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 type Channel = AmqpPromise.Channel;
 type ConfirmChannel = AmqpPromise.ConfirmChannel;
