@@ -224,6 +224,18 @@ for (const version of VERSIONS) {
         }
       });
 
+      it('a job added without a context (untraced producer, or telemetry.omitContext): a root processing span, the job untouched', async () => {
+        const qq = queue();
+        const { suppressInstrumentation } = await import('../src');
+        await suppressInstrumentation(() => qq.add('plain', { a: 1 }));
+        const { job } = await addUnder(qq, 'omitted', { b: 2 }, { telemetry: { omitContext: true } });
+        assert.strictEqual(job.opts.telemetry.metadata, undefined);
+        let completed = 0;
+        await new Promise<void>((resolve) => worker(qq.name, async () => 'ok').on('completed', () => ++completed === 2 && resolve()));
+        await waitFor(() => named(t, 'bullmq:process').length === 2);
+        for (const s of named(t, 'bullmq:process')) assert.strictEqual(s._references.length, 0);
+      });
+
       describe('consumerReference: childOf', () => {
         before(() => {
           installPatches(['bullmq'], { tracer: t.tracer, bullmq: { consumerReference: 'childOf' } });
