@@ -288,6 +288,16 @@ for (const version of VERSIONS) {
         await c.close();
       });
 
+      it('confirm channel, publish without a callback: amqplib\'s own empty slot (false) stays, the span ends when written', async () => {
+        const c = await connection.createConfirmChannel();
+        const q = await freshQueue();
+        c.sendToQueue(q, Buffer.from('x'));
+        assert.deepStrictEqual((c as unknown as { unconfirmed: unknown[] }).unconfirmed, [false]);
+        assert.strictEqual(named(t, 'amqp:publish').length, 1);
+        await c.waitForConfirms();
+        await c.close();
+      });
+
       it('a confirm channel closed before the confirm: the span fails with the channel\'s error, the callback gets it', async () => {
         const c = await connection.createConfirmChannel();
         const q = await freshQueue();

@@ -120,6 +120,8 @@ function startPublish(channel: AmqpChannel, fields: AmqpPublishFields, content: 
 /** A publish on a confirm channel and its confirm callback, met in either order (see `wrapPushConfirmCallback`). */
 interface Confirm {
   call?: Call<AmqplibResponse>;
+  /** No confirm callback: the span ends when the message is written. */
+  written?: boolean;
 }
 
 function wrapSendMessage(original: AmqpChannel['sendMessage']): AmqpChannel['sendMessage'] {
@@ -150,7 +152,7 @@ function wrapSendMessage(original: AmqpChannel['sendMessage']): AmqpChannel['sen
       call.finish(err);
       throw err;
     }
-    if (confirm !== undefined) confirm.call = call;
+    if (confirm !== undefined && confirm.written !== true) confirm.call = call;
     else call.finish(undefined, { operation: 'publish', written }, true);
     return written;
   };
@@ -161,8 +163,11 @@ function wrapSendMessage(original: AmqpChannel['sendMessage']): AmqpChannel['sen
  * (amqplib 2, ConfirmChannel#publish) or before (0.10): whichever comes
  * first leaves a `Confirm` for the other, so the publish span ends when that
  * callback is called, with null (ack) or an error (nack, channel closed;
- * lib/channel.js). The application's callback runs in the publisher's
- * context; a missing one (stored as `false`) stays a no-op.
+ * lib/channel.js), and the application's callback runs in the publisher's
+ * context. A publish without a callback leaves amqplib's `false` in its slot
+ * (amqplib 2.0 keeps those slots after a close, so that a later
+ * waitForConfirms fails: a function there would change that): its span ends
+ * when the message is written, as on a plain channel.
  */
 function wrapPushConfirmCallback(original: AmqpChannel['pushConfirmCallback']): AmqpChannel['pushConfirmCallback'] {
   return function pushConfirmCallback(this: AmqpChannel, cb) {
@@ -170,11 +175,16 @@ function wrapPushConfirmCallback(original: AmqpChannel['pushConfirmCallback']): 
     let confirm = publishedConfirm.get(this);
     if (confirm !== undefined) publishedConfirm.delete(this);
     else pushedConfirm.set(this, (confirm = {}));
+    if (typeof cb !== 'function') {
+      confirm.written = true;
+      confirm.call?.finish(undefined, { operation: 'publish', written: true }, true);
+      return original.apply(this, arguments as unknown as [unknown]);
+    }
     const store = currentStore();
     const held = confirm;
     const confirmed = function (this: unknown, err: unknown): unknown {
       held.call?.finish(err ?? undefined, { operation: 'publish', written: true }, true);
-      return typeof cb === 'function' ? runInStore(store, () => (cb as (...a: unknown[]) => unknown).apply(this, arguments as unknown as unknown[])) : undefined;
+      return runInStore(store, () => (cb as (...a: unknown[]) => unknown).apply(this, arguments as unknown as unknown[]));
     };
     return original.call(this, confirmed);
   };
