@@ -236,6 +236,24 @@ for (const version of VERSIONS) {
         for (const s of named(t, 'bullmq:process')) assert.strictEqual(s._references.length, 0);
       });
 
+      it('a queue with BullMQ\'s own telemetry: its metadata travels, ours is not written over it', async () => {
+        const noop = (): undefined => undefined;
+        const span = { setAttributes: noop, setAttribute: noop, addEvent: noop, recordException: noop, end: noop, setSpanOnContext: (c: unknown) => c };
+        const telemetry = {
+          tracer: { startSpan: () => span },
+          contextManager: { with: (_c: unknown, fn: () => unknown) => fn(), active: () => ({}), getMetadata: () => '{"their-context":"1"}', fromMetadata: (c: unknown) => c },
+        };
+        const qq = new bull.Queue(uniqueName('q'), { connection, prefix, telemetry });
+        queues.push(qq);
+        // addBulk keeps a job's own metadata over BullMQ's: the case where writing ours would win.
+        const parent = t.tracer.startSpan('parent');
+        const [job] = await spanInContext(parent, () => qq.addBulk([{ name: 'theirs', data: {} }]));
+        parent.finish();
+        const stored = await bull.Job.fromId(qq, job.id);
+        assert.strictEqual(stored.opts.telemetry.metadata, '{"their-context":"1"}');
+        assert.strictEqual(named(t, 'bullmq:add').length, 1, 'the add is still traced');
+      });
+
       describe('consumerReference: childOf', () => {
         before(() => {
           installPatches(['bullmq'], { tracer: t.tracer, bullmq: { consumerReference: 'childOf' } });
