@@ -20,7 +20,7 @@ import {
   type Span,
   type SpanContext,
 } from 'opentracing';
-import { TAG } from './constants';
+import { SERVER, TAG } from './constants';
 import { getCurrentSpan, isSuppressed } from './context';
 import type { PatchName } from './hooks';
 import { logOnce, safeCall } from './logger';
@@ -227,6 +227,28 @@ export function startCall<Request = unknown, Response = unknown>(patch: PatchNam
 }
 
 /**
+ * A well-formed Jaeger `uber-trace-id` (trace id of 64 or 128 bits, span id,
+ * parent id, flags, in hex). jaeger-client's `parseInt` accepts junk after a
+ * hex prefix and ids of any length (span_context.js `fromString`); a message
+ * carrying such a value starts a new trace instead of continuing a nonsense
+ * one. The same check as the server side's (src/server.ts; the lead may
+ * want one copy of it).
+ */
+const JAEGER_CONTEXT = /^[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}$/i;
+
+function jaegerContextIsWellFormed(value: string): boolean {
+  let v = value;
+  if (v.includes('%')) {
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      return false;
+    }
+  }
+  return JAEGER_CONTEXT.test(v);
+}
+
+/**
  * The context a message carries in `headers` (an object of header names to
  * string or Buffer values, as AMQP and job queues keep them), extracted with
  * the tracer's HTTP-headers codec; undefined when there is none or it is
@@ -243,6 +265,8 @@ export function extractFrom(patch: PatchName, headers: unknown): SpanContext | u
       if (typeof value === 'string') carrier[key.toLowerCase()] = value;
       else if (Buffer.isBuffer(value) && value.length <= 8192) carrier[key.toLowerCase()] = value.toString('utf8');
     }
+    const jaeger = carrier[SERVER.JAEGER_CONTEXT_HEADER];
+    if (jaeger !== undefined && !jaegerContextIsWellFormed(jaeger)) delete carrier[SERVER.JAEGER_CONTEXT_HEADER];
     const context = getTracer().extract(FORMAT_HTTP_HEADERS, carrier);
     if (context === null || context === undefined) return undefined;
     // OpenTracing's no-op tracer extracts an empty context: no trace to follow.

@@ -109,3 +109,36 @@ export const AWS = {
   DYNAMODB_TABLE_NAME: 'aws.dynamodb.table_name',
   SQS_QUEUE_URL: 'aws.sqs.queue_url',
 } as const;
+
+/** Messaging patches (amqplib, bullmq): span kinds, tag keys and operation names beyond `TAG`. */
+export const MESSAGING = {
+  SPAN_KIND_PRODUCER: Tags.SPAN_KIND_MESSAGING_PRODUCER, // 'producer'
+  SPAN_KIND_CONSUMER: Tags.SPAN_KIND_MESSAGING_CONSUMER, // 'consumer'
+  /** The exchange (or queue) a message goes to, the queue it comes from. */
+  DESTINATION: Tags.MESSAGE_BUS_DESTINATION,
+} as const;
+
+/** The amqplib patch (src/hooks/amqplib.ts). */
+export const AMQP = {
+  PUBLISH: 'amqp:publish',
+  CONSUME: 'amqp:consume',
+  ROUTING_KEY: 'amqp.routing_key',
+  REDELIVERED: 'amqp.redelivered',
+  /** How a consumed message's span ended: `ack`, `nack`, `reject`, `noAck`, `closed`, `timeout`. */
+  SETTLEMENT: 'amqp.settlement',
+  /** Log event of a consumer span finished because its message was not settled in time. */
+  TIMEOUT_EVENT: 'settle_timeout',
+  /** Log event of a consumer span finished because its channel closed first. */
+  CLOSED_EVENT: 'channel_closed',
+  /** Default of the `settleTimeout` option, in milliseconds. */
+  DEFAULT_SETTLE_TIMEOUT_MS: 60_000,
+} as const;
+
+/** The bullmq patch (src/hooks/bullmq.ts). */
+export const BULLMQ = {
+  ADD: 'bullmq:add',
+  PROCESS: 'bullmq:process',
+  JOB_ID: 'bullmq.job.id',
+  JOB_NAME: 'bullmq.job.name',
+  ATTEMPTS_MADE: 'bullmq.job.attempts_made',
+} as const;

@@ -27,6 +27,8 @@ export type {
   ResponseHookOf,
 } from './options';
 export type { RedisOptions, RedisRequest } from './hooks/redis';
+export type { AmqplibOptions, AmqplibRequest, AmqplibResponse } from './hooks/amqplib';
+export type { BullmqOptions, BullmqRequest } from './hooks/bullmq';
 export { closeTracer, flushTracer, initTracer, initTracerFromEnv } from './tracer';
 export type { ConsoleExporterOptions, ExporterName, ExporterOption, JaegerConfig, JaegerOptions, JaegerTracer, OtlpExporterOptions } from './tracer';
 export { registerW3CCodec, W3CTraceContextCodec } from './w3c';

@@ -434,3 +434,102 @@ export interface NodeRedisInternals {
   /** `RedisClusterSlots` (dist/lib/cluster/cluster-slots.js): the slot-table refresh. */
   slots?: { prototype: Record<string, unknown> };
 }
+
+/*
+ * amqplib 0.10 and 2.x internals (src/hooks/amqplib.ts). Both APIs
+ * (`amqplib` and `amqplib/callback_api`) build their channels on lib/channel.js.
+ */
+
+/** A message as amqplib hands it to a consumer (lib/channel.js `acceptMessage`). */
+export interface AmqpMessage {
+  fields: { deliveryTag?: number; redelivered?: boolean; exchange?: string; routingKey?: string; consumerTag?: string };
+  properties: { headers?: Record<string, unknown> | null; [key: string]: unknown };
+  content: unknown;
+}
+
+/** What `publish` hands to `sendMessage`: lib/api_args.js `Args.publish` (fields and properties in one object). */
+export interface AmqpPublishFields {
+  exchange?: string;
+  routingKey?: string;
+  headers?: Record<string, unknown> | null;
+  [key: string]: unknown;
+}
+
+/** lib/channel.js `Channel` (the methods the patch wraps or reads). */
+export interface AmqpChannel {
+  connection?: { stream?: { remoteAddress?: string; remotePort?: number; servername?: string; _host?: string } };
+  /** Only on confirm channels (lib/channel_model.js, lib/callback_model.js `ConfirmChannel`). */
+  waitForConfirms?: unknown;
+  sendMessage(fields: AmqpPublishFields, properties: AmqpPublishFields, content: unknown): boolean;
+  pushConfirmCallback(cb: unknown): void;
+  sendImmediately(method: number, fields: { deliveryTag?: number; multiple?: boolean; requeue?: boolean }): unknown;
+  toClosed(...args: unknown[]): unknown;
+}
+
+/** `Channel.prototype` of lib/channel_model.js (promise API) and lib/callback_model.js. */
+export interface AmqpModelChannel {
+  consume(queue: string, callback: (message: AmqpMessage | null) => unknown, options?: { noAck?: boolean }, ...rest: unknown[]): unknown;
+  get(queue: string, options?: { noAck?: boolean }, cb?: (err: unknown, message: AmqpMessage | false) => unknown): unknown;
+}
+
+/** The AMQP method ids of lib/defs.js the patch recognizes. */
+export interface AmqpDefs {
+  BasicAck: number;
+  BasicNack: number;
+  BasicReject: number;
+}
+
+/*
+ * BullMQ 5 and 6 (dist/cjs/classes/*.js), the parts src/hooks/bullmq.ts reads or wraps.
+ */
+
+/** Job options (interfaces/base-job-options.ts); `telemetry` is BullMQ's context carrier, stored as the job's `tm` field. */
+export interface BullJobOpts {
+  telemetry?: { metadata?: string; omitContext?: boolean };
+  [key: string]: unknown;
+}
+
+/** classes/job.js `Job`. */
+export interface BullJob {
+  id?: string | number;
+  name: string;
+  queueName?: string;
+  attemptsMade?: number;
+  opts?: BullJobOpts;
+}
+
+/** classes/queue.js `Queue`; `opts.telemetry` is set when BullMQ's own telemetry is on. */
+export interface BullQueue {
+  name: string;
+  opts?: { telemetry?: unknown };
+  add(name: string, data: unknown, opts?: BullJobOpts): Promise<BullJob>;
+  addBulk(jobs: Array<{ name: string; data: unknown; opts?: BullJobOpts }>): Promise<BullJob[]>;
+}
+
+/** A node of a flow (interfaces/flow-job.ts). */
+export interface BullFlowJob {
+  name: string;
+  queueName: string;
+  data?: unknown;
+  opts?: BullJobOpts;
+  children?: BullFlowJob[];
+}
+
+/** classes/flow-producer.js `FlowProducer`. */
+export interface BullFlowProducer {
+  telemetry?: unknown;
+  add(flow: BullFlowJob, opts?: unknown): Promise<unknown>;
+}
+
+/** classes/worker.js `Worker`: `callProcessJob` runs the processor (in process or sandboxed) for one attempt. */
+export interface BullWorker {
+  name: string;
+  callProcessJob(job: BullJob, token: unknown, signal?: unknown): unknown;
+}
+
+/** What the hook reads from the package's (CommonJS) exports. */
+export interface BullModule {
+  Queue: { prototype: BullQueue };
+  Worker: { prototype: BullWorker };
+  FlowProducer: { prototype: BullFlowProducer };
+}

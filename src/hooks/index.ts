@@ -25,6 +25,8 @@ import type {
 } from '../options';
 import type { AwsSdkOptions } from './aws-sdk';
 import type { RedisOptions } from './redis';
+import type { AmqplibOptions } from './amqplib';
+import type { BullmqOptions } from './bullmq';
 
 /** One module a patch hooks, with its hook loaded on demand. */
 export interface ModuleEntry {
@@ -80,6 +82,11 @@ export const PATCHES = {
     { module: '@smithy/smithy-client', versions: '>=1 <5', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).smithyClient as Hook },
     { module: '@aws-sdk/smithy-client', versions: '>=3 <4', load: () => (require('./aws-sdk') as typeof import('./aws-sdk')).awsSmithyClient as Hook },
   ),
+  amqplib: patch<AmqplibOptions>(
+    { module: 'amqplib', versions: '>=0.10.0 <0.11 || >=2 <3', load: () => (require('./amqplib') as typeof import('./amqplib')).amqplib as Hook },
+    { module: 'amqplib/callback_api', versions: '>=0.10.0 <0.11 || >=2 <3', load: () => (require('./amqplib') as typeof import('./amqplib')).amqplibCallbackApi as Hook },
+  ),
+  bullmq: patch<BullmqOptions>({ module: 'bullmq', versions: '>=5 <7', load: () => (require('./bullmq') as typeof import('./bullmq')).bullmq as Hook }),
 };
 
 /** The libraries this package can instrument: the registry's keys. */
