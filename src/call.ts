@@ -25,6 +25,7 @@ import { getCurrentSpan, isSuppressed } from './context';
 import type { PatchName } from './hooks';
 import { logOnce, safeCall } from './logger';
 import { getTracer, optionsOf } from './options';
+import { jaegerContextIsWellFormed } from './propagation';
 import { finishSpan, injectHttpHeaders, isRecording, setTags, startClientSpanWithParent, type TagMap } from './span';
 
 /** `span.kind` of a call: an outbound call, a message sent, a message handled. */
@@ -224,28 +225,6 @@ export function startCall<Request = unknown, Response = unknown>(patch: PatchNam
     safeCall(`${patch} requestHook`, hook, span, request);
   }
   return call;
-}
-
-/**
- * A well-formed Jaeger `uber-trace-id` (trace id of 64 or 128 bits, span id,
- * parent id, flags, in hex). jaeger-client's `parseInt` accepts junk after a
- * hex prefix and ids of any length (span_context.js `fromString`); a message
- * carrying such a value starts a new trace instead of continuing a nonsense
- * one. The same check as the server side's (src/server.ts; the lead may
- * want one copy of it).
- */
-const JAEGER_CONTEXT = /^[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}$/i;
-
-function jaegerContextIsWellFormed(value: string): boolean {
-  let v = value;
-  if (v.includes('%')) {
-    try {
-      v = decodeURIComponent(v);
-    } catch {
-      return false;
-    }
-  }
-  return JAEGER_CONTEXT.test(v);
 }
 
 /**

@@ -20,7 +20,7 @@ import type { MysqlCommand, MysqlConnectionConfig } from './internal-types';
 import { optionsOf, type MysqlOptions, type MysqlQuery } from './options';
 import { redactErrorFields } from './redact';
 import { addPeerTags, type TagMap } from './span';
-import { maskSqlLiterals, sqlVerb, truncate } from './sql';
+import { maskSqlLiterals, serializeSqlParameters, sqlVerb, truncate } from './sql';
 
 export type MysqlPatch = 'mysql' | 'mysql2';
 
@@ -40,22 +40,6 @@ function maxLength(options: MysqlOptions): number {
 /** `db.statement` before truncation: the text with its literals masked, unless the user asked for the raw text. */
 function statementOf(text: string, options: MysqlOptions): string {
   return options.recordRawStatement === true ? text : maskSqlLiterals(text, 'mysql');
-}
-
-/** JSON of the values given with a statement (an array, or an object for named placeholders); Buffers by size, BigInts as strings. */
-function serializeParameters(values: unknown, max: number): string | undefined {
-  if (values === null || typeof values !== 'object') return undefined;
-  try {
-    const json = JSON.stringify(values, function (this: Record<string, unknown>, key: string, value: unknown) {
-      const raw = this[key];
-      if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) return `<${raw.length} bytes>`;
-      if (typeof value === 'bigint') return value.toString();
-      return value;
-    });
-    return truncate(json, max);
-  } catch {
-    return '[unserializable]';
-  }
 }
 
 /** `db.instance`, `db.user` and `peer.*` from a connection's (or a pool's) settings; a Unix socket gives no peer. */
@@ -93,7 +77,7 @@ export function startStatement(patch: MysqlPatch, config: MysqlConnectionConfig 
       const max = maxLength(options);
       if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(statementOf(text, options), max);
       if (options.captureParameters === true) {
-        const parameters = serializeParameters(values, max);
+        const parameters = serializeSqlParameters(values, max);
         if (parameters !== undefined) tags[TAG.DB_PARAMETERS] = parameters;
       }
     },

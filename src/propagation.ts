@@ -237,3 +237,25 @@ export function isBaggageIn(headers: BaggageHeaders, name: string, value: string
       return isBaggageHeader(name);
   }
 }
+
+/**
+ * A valid Jaeger `uber-trace-id`: trace id (64 or 128 bit), span id, parent
+ * id, flags, in hex. jaeger-client parses with `parseInt`, which accepts
+ * junk after a hex prefix and ids of any length (text_map_codec.js,
+ * span_context.js `fromString`); such a value is dropped here so that it
+ * starts a new trace instead of continuing a nonsense one.
+ */
+const JAEGER_CONTEXT = /^[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}$/i;
+
+export function jaegerContextIsWellFormed(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  let v = value;
+  if (v.includes('%')) {
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      return false;
+    }
+  }
+  return JAEGER_CONTEXT.test(v);
+}

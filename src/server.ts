@@ -16,6 +16,7 @@ import { SERVER, SPAN_KIND_SERVER, TAG, LOG } from './constants';
 import { isSuppressed, spanInContext } from './context';
 import { logOnce, safeCall } from './logger';
 import { getTracer, optionsOf, type HttpServerOptions } from './options';
+import { jaegerContextIsWellFormed } from './propagation';
 import { redactPath, redactUrl } from './redact';
 import {
   addPeerTags,
@@ -96,28 +97,6 @@ export interface ServerSpanState {
 const states = new WeakMap<object, ServerSpanState | null>();
 
 const noopTracer = new NoopTracer();
-
-/**
- * A valid Jaeger `uber-trace-id`: trace id (64 or 128 bit), span id, parent
- * id, flags, in hex. jaeger-client parses with `parseInt`, which accepts
- * junk after a hex prefix and ids of any length (text_map_codec.js,
- * span_context.js `fromString`); such a value is dropped here so that it
- * starts a new trace instead of continuing a nonsense one.
- */
-const JAEGER_CONTEXT = /^[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}$/i;
-
-function jaegerContextIsWellFormed(value: unknown): boolean {
-  if (typeof value !== 'string') return false;
-  let v = value;
-  if (v.includes('%')) {
-    try {
-      v = decodeURIComponent(v);
-    } catch {
-      return false;
-    }
-  }
-  return JAEGER_CONTEXT.test(v);
-}
 
 /** The carrier to extract from: the headers, minus a malformed Jaeger context header. */
 function carrierOf(headers: IncomingHttpHeaders): IncomingHttpHeaders {

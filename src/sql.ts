@@ -357,3 +357,24 @@ export function maskSqlLiterals(text: string, dialect: SqlDialect = 'postgres'):
   // A comment removed at either end leaves the blank beside it.
   return removedComment ? out.trim() : out;
 }
+
+/**
+ * The `db.parameters` tag of the SQL patches (only when the user opts in):
+ * JSON of the values given with a statement (an array, or an object of named
+ * placeholders), Buffers shown by their size, BigInts as strings, cut at
+ * `max` characters. Never throws.
+ */
+export function serializeSqlParameters(values: unknown, max: number): string | undefined {
+  if (values === null || typeof values !== 'object') return undefined;
+  try {
+    const json = JSON.stringify(values, function (this: Record<string, unknown>, key: string, value: unknown) {
+      const raw = this[key];
+      if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) return `<${raw.length} bytes>`;
+      if (typeof value === 'bigint') return value.toString();
+      return value;
+    });
+    return truncate(json, max);
+  } catch {
+    return '[unserializable]';
+  }
+}

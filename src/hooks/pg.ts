@@ -24,7 +24,7 @@ import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } fro
 import type { Instrumentation } from '../instrumentation';
 import { redactErrorFields, redactValues } from '../redact';
 import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
-import { maskSqlLiterals, sqlVerb, truncate } from '../sql';
+import { maskSqlLiterals, serializeSqlParameters, sqlVerb, truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'pg';
@@ -97,22 +97,6 @@ function operationName(text: string | undefined): string {
   return OPERATION_PREFIX.PG + ((text !== undefined && sqlVerb(text)) || UNKNOWN_VERB);
 }
 
-/** JSON of the parameter values; Buffers shown by size, BigInts as strings, never throws. */
-function serializeParameters(values: unknown, max: number): string | undefined {
-  if (!Array.isArray(values)) return undefined;
-  try {
-    const json = JSON.stringify(values, function (this: Record<string, unknown>, key: string, value: unknown) {
-      const raw = this[key];
-      if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) return `<${raw.length} bytes>`;
-      if (typeof value === 'bigint') return value.toString();
-      return value;
-    });
-    return truncate(json, max);
-  } catch {
-    return '[unserializable]';
-  }
-}
-
 function connectionTags(tags: TagMap, client: PgClientInternals): TagMap {
   if (typeof client.database === 'string') tags[TAG.DB_INSTANCE] = client.database;
   if (typeof client.user === 'string') tags[TAG.DB_USER] = client.user;
@@ -142,7 +126,7 @@ function queryTags(text: string | undefined, values: unknown, options: PgOptions
   tags[TAG.DB_TYPE] = DB_TYPE_SQL;
   const max = maxLength(options);
   if (text !== undefined) tags[TAG.DB_STATEMENT] = options.recordRawStatement === true ? truncate(text, max) : maskedStatement(text, max);
-  if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = serializeParameters(values, max);
+  if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = Array.isArray(values) ? serializeSqlParameters(values, max) : undefined;
   return tags;
 }
 
