@@ -9,15 +9,18 @@
  *   elastic/kibana#178285).
  *   It decides by the resolved file name, so a package required by name, by
  *   its resolved path (`require(require.resolve('pg'))`), by a relative path
- *   from one of its own files (`mysql2/promise` loads `./index.js`) or from a
- *   nested `node_modules` (two copies) are all seen, main file only unless a
- *   hook declares an internal `file` (`internals`).
+ *   from one of its own files (`mysql2/promise` before 3.11.5 loads
+ *   `./index.js`) or from a nested `node_modules` (two copies) are all seen,
+ *   main file only unless `internals` (the patcher has every internal file
+ *   reported: hooks on one, `file`, and subpath entries, `mysql2/promise.js`).
  * - ES modules: import-in-the-middle's loader, limited to the watched
  *   packages (`include`), registered only for an ES module application
  *   (`register` for an ES module entry point, or `--import
  *   opentracing-instrumentation/register.mjs`). It hands over the namespace of
  *   an imported package, CommonJS (pg: its `default` is `module.exports`) or
- *   ES module (axios' `index.js`, BullMQ's and the AWS SDK's `dist-es`).
+ *   ES module (axios' `index.js`, BullMQ's and the AWS SDK's `dist-es`),
+ *   and a subpath entry of a CommonJS package (`mysql2/promise`) when it is
+ *   in `include` (`subpathSpecifiers`), by that specifier.
  *
  * Not here: builtins (the patcher patches their one exports object at install
  * and refreshes the ESM bindings with `syncBuiltinESMExports`), and packages
@@ -142,7 +145,79 @@ export function anyInstalledFrom(dir: string, names: readonly string[]): boolean
   }
 }
 
+/** What a package's package.json says about its entry points besides the main file. */
+export interface PackageEntries {
+  /** Its `"type"`. */
+  readonly type: unknown;
+  /**
+   * The subpaths its `exports` maps to one CommonJS-or-script file, no
+   * conditions (a dual package's `import` would get another copy), without
+   * `./` (mysql2: `promise`, `promise.js`); no patterns (`*`), no JSON.
+   */
+  readonly subpaths: ReadonlySet<string>;
+  /** The files every subpath maps to, relative to the package folder, without `./` (mysql2: `promise.js`). */
+  readonly files: ReadonlySet<string>;
+}
+
+/** The entry points of the package in `pkgDir` besides its main file (read from its package.json; none if unreadable). */
+export function packageEntries(pkgDir: string): PackageEntries {
+  const subpaths = new Set<string>();
+  const files = new Set<string>();
+  let json: { type?: unknown; exports?: unknown } = {};
+  try {
+    json = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as typeof json;
+  } catch {
+    // no entries known
+  }
+  const relative = (p: string): string | undefined => {
+    const rel = path.posix.normalize(p);
+    return rel.includes('*') || rel.endsWith('.json') || rel === '.' || rel.startsWith('..') ? undefined : rel;
+  };
+  const addFiles = (value: unknown): void => {
+    if (typeof value === 'string') {
+      const rel = relative(value);
+      if (rel !== undefined) files.add(rel);
+    } else if (value !== null && typeof value === 'object') {
+      for (const v of Object.values(value)) addFiles(v);
+    }
+  };
+  const exported = json !== null && typeof json === 'object' ? json.exports : undefined;
+  if (exported !== null && typeof exported === 'object' && !Array.isArray(exported)) {
+    for (const [key, value] of Object.entries(exported)) {
+      // keys without `./` are conditions of the main file alone
+      const rel = key.startsWith('./') ? relative(key) : undefined;
+      if (rel === undefined) continue;
+      if (typeof value === 'string' && !value.endsWith('.mjs')) subpaths.add(rel);
+      addFiles(value);
+    }
+  }
+  return { type: json?.type, subpaths, files };
+}
+
+/**
+ * The subpath specifiers (`mysql2/promise`, `mysql2/promise.js`) of the
+ * CommonJS packages among `names` that a module in `dir` would find (as
+ * Node looks, the nearest copy).
+ */
+export function subpathSpecifiers(dir: string, names: readonly string[]): string[] {
+  const specifiers: string[] = [];
+  for (const name of names) {
+    for (let d = dir; ; d = path.dirname(d)) {
+      const pkgDir = path.join(d, 'node_modules', ...name.split('/'));
+      if (fs.existsSync(path.join(pkgDir, 'package.json'))) {
+        const { type, subpaths } = packageEntries(pkgDir);
+        if (type !== 'module') for (const sub of subpaths) specifiers.push(`${name}/${sub}`);
+        break;
+      }
+      if (path.dirname(d) === d) break;
+    }
+  }
+  return specifiers;
+}
+
 let esmLoader = false;
+/** The specifiers the ES module loader watches (its `include` list). */
+let esmInclude: readonly string[] = [];
 
 /**
  * Registers import-in-the-middle's loader hooks, once, watching `modules`
@@ -163,6 +238,7 @@ export function registerEsmLoader(modules: readonly string[]): boolean {
         const sync = require('import-in-the-middle/register-hooks.mjs') as { register(options: { include: string[] }): void };
         sync.register({ include });
         esmLoader = true;
+        esmInclude = include;
         return true;
       } catch (err) {
         // e.g. no require(esm) on this Node: the hooks thread below
@@ -177,6 +253,7 @@ export function registerEsmLoader(modules: readonly string[]): boolean {
   try {
     register('import-in-the-middle/hook.mjs', pathToFileURL(__filename).href, { data: { include } });
     esmLoader = true;
+    esmInclude = include;
   } catch (err) {
     logOnce('loader:esm:register', 'could not register the ESM loader hooks', err);
   }
@@ -239,7 +316,9 @@ function syncNamespace(namespace: IitmNamespace, exports: Record<string, unknown
 export function hookImports(modules: readonly string[], onLoad: OnLoad): LoadHook {
   if (!esmLoader || modules.length === 0) return { unhook: () => undefined };
   const { Hook } = require('import-in-the-middle') as IitmModule;
-  const hook = new Hook([...modules], {}, (exported, name, baseDir, format) => {
+  // and the subpath entries of these packages the loader watches (`mysql2/promise`), reported by that specifier
+  const subpaths = esmInclude.filter((s) => !modules.includes(s) && modules.some((m) => s.startsWith(`${m}/`)));
+  const hook = new Hook([...modules, ...subpaths], {}, (exported, name, baseDir, format) => {
     try {
       const exports = exportsOf(exported, format);
       onLoad(exports, name, baseDir || undefined);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { instrumentations, type Registration } from './hooks';
 import { logOnce, warnOnce } from './logger';
 import { configure, PATCH_NAMES, type InstrumentationOptions, type PatchName } from './options';
-import { anyInstalledFrom, hookImports, hookRequire, registerEsmLoader, syncImportedExports, type LoadHook } from './loader';
+import { anyInstalledFrom, hookImports, hookRequire, packageEntries, registerEsmLoader, subpathSpecifiers, syncImportedExports, type LoadHook, type PackageEntries } from './loader';
 import { satisfies, versionAt } from './versions';
 import type { Instrumentation } from './instrumentation';
 import { guardLoadedJaegerClients } from './export/jaeger-guard';
@@ -131,9 +131,65 @@ function watchedPackages(): string[] {
 
 function onLoad(exports: unknown, name: string, basedir: string | undefined): void {
   const file = path.sep === '/' ? name : name.split(path.sep).join('/');
+  let matched = false;
   for (const reg of activeInstrumentations()) {
-    if (loadNameOf(reg) === file) patchExports(reg, exports, basedir);
+    if (loadNameOf(reg) === file) {
+      matched = true;
+      patchExports(reg, exports, basedir);
+    }
   }
+  if (!matched && basedir !== undefined) patchMainOfEntry(file, basedir);
+}
+
+/** Per package folder, its entry points besides the main file (package.json read once). */
+const entriesOf = new Map<string, PackageEntries>();
+
+/** The package a loaded name belongs to: `mysql2` for `mysql2/promise.js`, `@smithy/core` for `@smithy/core/protocols`. */
+function packageOfName(name: string): string {
+  const parts = name.split('/');
+  return parts.slice(0, name.startsWith('@') ? 2 : 1).join('/');
+}
+
+/**
+ * Workaround: a package used only through a subpath entry point never loads
+ * its main file, so the hook of its main file never runs. mysql2 >= 3.11.5
+ * ("fix: circular dependencies", sidorares/node-mysql2#3081): `promise.js`
+ * builds on `lib/` directly and no longer does `require('./index.js')`, so
+ * `require('mysql2/promise')` or `import mysql from 'mysql2/promise'` alone
+ * created connections whose `query` was never wrapped (no spans), under
+ * CommonJS as under ES modules. Not a Node loader behaviour: Node runs only
+ * what the package requires.
+ *
+ * When such an entry (`name` is `<package>/<subpath or file>` that its
+ * package.json `exports` maps; reported by require-in-the-middle as an
+ * internal file, by import-in-the-middle by its specifier) has loaded and
+ * the CommonJS main file of that copy is not loaded nor loading, the main
+ * file is required from the copy's folder and patched: it exports the same
+ * classes (mysql2's `Connection`, `Pool`) the entry builds on.
+ */
+function patchMainOfEntry(name: string, basedir: string): void {
+  const pkg = packageOfName(name);
+  if (pkg === name) return;
+  const regs = activeInstrumentations().filter((reg) => reg.module === pkg && reg.file === undefined);
+  if (regs.length === 0) return;
+  let entries = entriesOf.get(basedir);
+  if (entries === undefined) entriesOf.set(basedir, (entries = packageEntries(basedir)));
+  const sub = name.slice(pkg.length + 1);
+  if (entries.type === 'module' || !(entries.subpaths.has(sub) || entries.files.has(sub))) return;
+  let main: unknown;
+  try {
+    const file = require.resolve(basedir);
+    if (file.endsWith('.mjs')) return;
+    const cached = require.cache[file];
+    // Loading (it requires the entry itself): reported once it has loaded.
+    if (cached !== undefined && !cached.loaded) return;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    main = cached !== undefined ? cached.exports : require(file);
+  } catch (err) {
+    logOnce(`main:${pkg}:${basedir}`, `could not load the main file of ${pkg} (used through ${name}); left unpatched`, err);
+    return;
+  }
+  for (const reg of regs) patchExports(reg, main, basedir);
 }
 
 function unhookAll(): void {
@@ -147,10 +203,10 @@ function rehook(): void {
   // Builtins need no hook: their one exports object is patched at install.
   const modules = watchedPackages();
   if (modules.length === 0 && enabled.size === 0) return;
-  const internals = activeInstrumentations().some((reg) => reg.file !== undefined);
   // jaeger-client too, whatever is enabled: a tracer the application builds
   // later must not trace its own reports and polls (export/jaeger-guard.ts).
-  requireHook = hookRequire([...modules, JAEGER_CLIENT], internals, (exports, name, basedir) => {
+  // Internal files too: hooks on one (`file`), and subpath entry points (`mysql2/promise.js`: patchMainOfEntry).
+  requireHook = hookRequire([...modules, JAEGER_CLIENT], true, (exports, name, basedir) => {
     if (name === JAEGER_CLIENT) guardLoadedJaegerClients();
     else onLoad(exports, name, basedir);
   });
@@ -261,7 +317,10 @@ export function patchModuleAs(moduleName: string, exports: unknown, basedir: str
 export function hookEsmImports(appDir?: string): boolean {
   const all = [...new Set(instrumentations.map((reg) => reg.module))].filter((m) => !builtins.has(m));
   if (appDir !== undefined && !anyInstalledFrom(appDir, all)) return false;
-  if (!registerEsmLoader(all)) return false;
+  // and their subpath entries (`mysql2/promise`: patchMainOfEntry), as installed for the app
+  const script = process.argv[1];
+  const from = appDir ?? (script ? path.dirname(path.resolve(script)) : process.cwd());
+  if (!registerEsmLoader([...all, ...subpathSpecifiers(from, all)])) return false;
   // The import hook of installPatches was a no-op until the loader existed.
   if (enabled.size > 0) rehook();
   return true;

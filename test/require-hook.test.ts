@@ -288,4 +288,44 @@ describe('patch registry: hook files loaded on demand', () => {
     );
     assert.deepStrictEqual(out, { before: [true, true], restored: [false, false], later: false, again: [true, true] });
   });
+
+  // mysql2 >= 3.11.5: promise.js builds on lib/ and never loads index.js, the main file the mysql2 hook patches.
+  const MYSQL2_CORE =
+    "const wrapped = (f) => typeof f === 'function' && Object.getOwnPropertySymbols(f).some((s) => String(s).includes('original'));" +
+    "const lib = (f) => require.cache[require('path').join(require('fs').realpathSync(MYSQL2_DIR), 'lib', f)];" +
+    'const pool = mysql.createPool({ host: "127.0.0.1", port: 1 });' +
+    "const core = { connection: wrapped(lib('connection.js').exports.prototype.query), pool: wrapped(pool.pool.query) };" +
+    'pool.end();';
+
+  it('node -r ./register: mysql2/promise alone (its main file never required): the core Connection and Pool are patched', () => {
+    const out = underRegister(
+      `const MYSQL2_DIR = 'node_modules/mysql2'; const mysql = require('mysql2/promise'); ${MYSQL2_CORE}` +
+        ` console.log(JSON.stringify(core))`,
+    );
+    assert.deepStrictEqual(out, { connection: true, pool: true });
+  });
+
+  it('node --import ./register.mjs app.mjs: an ES module app importing mysql2/promise alone: the core Connection and Pool are patched', () => {
+    const tree = packages({
+      'app.mjs':
+        `import mysql from 'mysql2/promise';\n` +
+        `import { createRequire } from 'node:module';\n` +
+        `const require = createRequire(import.meta.url);\n` +
+        `const MYSQL2_DIR = ${JSON.stringify(path.join(ROOT, 'node_modules', 'mysql2'))};\n` +
+        `${MYSQL2_CORE}\n` +
+        `console.log(JSON.stringify(core));\n`,
+    });
+    try {
+      // the app's own node_modules: this checkout's
+      fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tree.dir, 'node_modules'), 'dir');
+      const out = execFileSync(process.execPath, ['--import', path.join(ROOT, 'register.mjs'), path.join(tree.dir, 'app.mjs')], {
+        cwd: tree.dir,
+        env: { PATH: process.env.PATH ?? '', JAEGER_SERVICE_NAME: 'require-hook-test', JAEGER_AGENT_HOST: '127.0.0.1' },
+        encoding: 'utf8',
+      });
+      assert.deepStrictEqual(JSON.parse(out), { connection: true, pool: true });
+    } finally {
+      fs.rmSync(tree.dir, { recursive: true, force: true });
+    }
+  });
 });
