@@ -153,8 +153,8 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     const out = JSON.parse(run.stdout) as { status: number; body: string };
     assert.strictEqual(out.status, 200, out.body);
     const seen = JSON.parse(out.body) as Record<string, unknown>;
-    assert.deepStrictEqual([seen.pg, seen.pool, seen.redis], [1, 2, null]);
-    await agent.waitForSpans(9);
+    assert.deepStrictEqual([seen.pg, seen.pool, seen.redis, seen.mysql], [1, 2, null, 3]);
+    await agent.waitForSpans(10);
     await new Promise((r) => setTimeout(r, 200));
     const spans = agent.spans;
     const names = JSON.stringify(spans.map((s) => [s.operationName, s.tags.component, s.tags['http.url']]));
@@ -167,6 +167,7 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
       ['pg:SELECT', 'SELECT ? AS two'],
     ], names);
     assert.deepStrictEqual(under('ioredis').map((s) => s.operationName), ['redis:GET'], names);
+    assert.deepStrictEqual(under('mysql2').map((s) => [s.operationName, s.tags['db.statement']]), [['mysql:SELECT', 'SELECT ? AS three']], names);
     const viaAxios = under('axios');
     assert.deepStrictEqual(viaAxios.map((s) => [s.operationName, s.tags['http.url']]), [['GET', `${String(work.tags['http.url']).replace(/\/work$/, '')}/leaf?via=axios`]], names);
     const viaFetch = under('fetch');
@@ -178,7 +179,7 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     assert.strictEqual(String(seen.fetch).split(':')[1], viaFetch[0].spanId);
   }
 
-  it('an ES module app importing pg, ioredis, axios and undici: a client span per call under its parent (-r)', async () => {
+  it('an ES module app importing pg, ioredis, axios, undici and mysql2/promise: a client span per call under its parent (-r)', async () => {
     await assertEsmClientSpans(['-r', path.join(__dirname, '..', 'register.js')]);
   });
 
