@@ -35,13 +35,25 @@ function compare(a: readonly number[], b: readonly number[]): number {
  * comparators on release versions) decided without loading `semver`, whose
  * first load costs ~9 ms of CPU (it compiles its grammar of regular
  * expressions) in every traced process that loads a versioned package.
- * Undefined for anything else (`||`, `^`, `~`, `x`, hyphen ranges,
+ * Alternatives of such sets joined by `||` (`>=1 <2 || >=5 <7`) too.
+ * Undefined for anything else (`^`, `~`, `x`, hyphen ranges,
  * prereleases), which `satisfies` hands to semver.
  */
 export function simpleSatisfies(version: string, range: string): boolean | undefined {
   const v = PLAIN.exec(version);
   if (v === null || v[3] === undefined) return undefined;
   const have = [Number(v[1]), Number(v[2]), Number(v[3])];
+  let any = false;
+  for (const alternative of range.split('||')) {
+    const inSet = simpleSetSatisfies(have, alternative);
+    if (inSet === undefined) return undefined;
+    any ||= inSet;
+  }
+  return any;
+}
+
+/** One space-separated set of simple comparators; undefined when it is not simple. */
+function simpleSetSatisfies(have: readonly number[], range: string): boolean | undefined {
   const parts = range.trim().split(/\s+/);
   if (parts[0] === '') return undefined;
   const comparators: Array<{ op: string; bound: number[] }> = [];
