@@ -40,6 +40,8 @@ function runDemo(env: Record<string, string> = {}): Promise<Run> {
 
 interface Row {
   depth: number;
+  /** Hangs from a dotted line: follows from its parent. */
+  follows: boolean;
   name: string;
   service: string;
   text: string;
@@ -68,12 +70,12 @@ function parseTraces(stdout: string): PrintedTrace[] {
       continue;
     }
     const body = line.slice(2);
-    const prefix = /^((?:│ {2}| {3})*)(├─ |└─ )?/.exec(body)!;
+    const prefix = /^((?:│ {2}| {3})*)([├└]([─┈]) )?/.exec(body)!;
     const depth = prefix[2] ? prefix[0].length / 3 : 0;
     const rest = body.slice(prefix[0].length);
     const m = /^(.+?)\s+(demo-[a-z]+)\s+│/.exec(rest);
     assert.ok(m, `unreadable row: ${line}`);
-    const row: Row = { depth, name: m[1].trim(), service: m[2], text: rest, children: [] };
+    const row: Row = { depth, follows: prefix[3] === '┈', name: m[1].trim(), service: m[2], text: rest, children: [] };
     stack.length = depth;
     if (depth === 0) current.roots.push(row);
     else stack[depth - 1].children.push(row);
@@ -106,15 +108,44 @@ function assertHttpPart(trace: PrintedTrace): void {
   }
 }
 
+/**
+ * The message hop under the backend's GET /profile/:id: amqp:publish, the
+ * consumer span following from it, the traced handler and its Redis INCR.
+ */
+function assertMessageHop(trace: PrintedTrace): void {
+  const profile = trace.roots[0].children.flatMap((c) => c.children).find((g) => g.name === 'GET /profile/:id')!;
+  const publish = profile.children.find((c) => c.name === 'amqp:publish');
+  assert.ok(publish, `${trace.header}: no amqp:publish under GET /profile/:id`);
+  assert.match(publish.text, /component=amqplib {2}message_bus\.destination=oti-demo\.\d+\.\d+/);
+  assert.strictEqual(publish.children.length, 1, trace.header);
+  const [consume] = publish.children;
+  assert.strictEqual(consume.name, 'amqp:consume');
+  assert.strictEqual(consume.service, 'demo-backend');
+  assert.ok(consume.follows, `${trace.header}: the consumer span hangs from a dotted line`);
+  assert.match(consume.text, /│ +(\d+ ms|<1 ms) {2}follows from amqp:publish {2}component=amqplib .*amqp\.settlement=ack/);
+  assert.deepStrictEqual(
+    consume.children.map((c) => [c.name, c.follows]),
+    [['recordView', false]],
+  );
+  if (has('ioredis')) {
+    assert.deepStrictEqual(consume.children[0].children.map((c) => c.name), ['redis:INCR']);
+  }
+  // nothing else in the trace follows from anything
+  const all = (rows: Row[]): Row[] => rows.flatMap((r) => [r, ...all(r.children)]);
+  assert.deepStrictEqual(all(trace.roots).filter((r) => r.follows).map((r) => r.name), ['amqp:consume']);
+}
+
 describe('npm run demo (end to end, two services under node -r ./register)', () => {
   it('prints a trace tree per request, client spans under the server span, and exits 0', async () => {
     const run = await runDemo();
     assert.strictEqual(run.code, 0, `${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /PostgreSQL .* ok\n/);
     assert.match(run.stdout, /Redis .* ok\n/);
+    assert.match(run.stdout, /RabbitMQ {4}amqp:\/\/127\.0\.0\.1:5672 {2}ok\n/, 'the password is not printed');
     const traces = userTraces(parseTraces(run.stdout));
     assert.strictEqual(traces.length, 3, run.stdout);
     for (const trace of traces) assertHttpPart(trace);
+    if (has('amqplib')) for (const trace of traces) assertMessageHop(trace);
     const [miss, hit, failing] = traces;
     const names = (t: PrintedTrace): string[] => t.roots[0].children.map((c) => c.name);
     assert.ok(names(miss).includes('renderPage'), 'the traced() function');
@@ -130,7 +161,7 @@ describe('npm run demo (end to end, two services under node -r ./register)', () 
     assert.doesNotMatch(run.stdout, /No spans arrived/);
   });
 
-  it('with PostgreSQL and Redis unreachable: says what it skipped and still shows the http part; JAEGER_AGENT_HOST gets a copy', async () => {
+  it('with PostgreSQL, Redis and RabbitMQ unreachable: says what it skipped and still shows the http part (no message hop); JAEGER_AGENT_HOST gets a copy', async () => {
     // what the compose stack's agent would receive
     const jaeger = await startJaegerAgent();
     let run: Run;
@@ -138,6 +169,7 @@ describe('npm run demo (end to end, two services under node -r ./register)', () 
       run = await runDemo({
         DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test',
         REDIS_URL: 'redis://127.0.0.1:1',
+        AMQP_URL: 'amqp://guest:guest@127.0.0.1:1',
         JAEGER_AGENT_HOST: '127.0.0.1',
         JAEGER_AGENT_PORT: String(jaeger.port),
         JAEGER_UI_URL: 'http://jaeger.example:16686/',
@@ -154,12 +186,17 @@ describe('npm run demo (end to end, two services under node -r ./register)', () 
     }
     assert.match(run.stdout, /PostgreSQL .* skipped: .*ECONNREFUSED/);
     assert.match(run.stdout, /Redis .* skipped: .*ECONNREFUSED/);
-    assert.match(run.stdout, /Skipped \(not reachable\): PostgreSQL, Redis\./);
+    assert.match(run.stdout, /RabbitMQ .* skipped: .*ECONNREFUSED/);
+    assert.match(run.stdout, /Skipped \(not reachable\): PostgreSQL, Redis, RabbitMQ \(no message hop\)\./);
+    assert.doesNotMatch(run.stdout, /amqp:(publish|consume)|through the queue/);
     const traces = userTraces(parseTraces(run.stdout));
     assert.strictEqual(traces.length, 3, run.stdout);
     for (const trace of traces) {
       assertHttpPart(trace);
       for (const child of trace.roots[0].children) assert.doesNotMatch(child.name, /^(pg|redis):/);
+      for (const row of trace.roots[0].children.flatMap((c) => c.children)) {
+        assert.deepStrictEqual(row.children, [], `${trace.header}: ${row.name} does no more than answer`);
+      }
     }
   });
 });

@@ -5,25 +5,32 @@
  *    UDP Thrift batches that jaeger-client sends) behind a small UDP relay,
  *    which also forwards every batch to a real Jaeger agent when
  *    JAEGER_AGENT_HOST is set (`docker compose up -d jaeger`).
- * 2. Checks PostgreSQL and Redis; a service that is not reachable is skipped.
+ * 2. Checks PostgreSQL, Redis and RabbitMQ; a service that is not reachable
+ *    is skipped.
  * 3. Starts two services with no tracing code under `node -r ./register`:
  *    demo-frontend (plain http: Redis, PostgreSQL, then the backend over
- *    axios and fetch) and demo-backend (Express).
+ *    axios and fetch) and demo-backend (Express; its profile route publishes
+ *    a message to a queue of its own for this run, which it consumes and
+ *    counts in Redis: a message hop in the same trace).
  * 4. Sends the front service a few requests, stops both services (they flush
  *    their spans on exit) and prints each trace as an indented waterfall,
  *    with the renderer of the console exporter (src/export/waterfall.ts). The
  *    demo collects the spans of both services first: the console exporter
  *    itself prints one process' part of a trace, and the point here is the
- *    trace across the two services.
+ *    trace across the two services. The relay also reads the span references
+ *    (the agent stand-in keeps only the parent id), so that a consumer span
+ *    is marked as following from its producer.
  *
  * Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test),
- * REDIS_URL (default redis://127.0.0.1:6379), JAEGER_AGENT_HOST /
+ * REDIS_URL (default redis://127.0.0.1:6379), AMQP_URL (default
+ * amqp://guest:guest@127.0.0.1:5672), JAEGER_AGENT_HOST /
  * JAEGER_AGENT_PORT (a real agent to copy the spans to), JAEGER_UI_URL
  * (default http://localhost:16686), NO_COLOR.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as dgram from 'dgram';
 import * as http from 'http';
+import * as amqplib from 'amqplib';
 import Redis from 'ioredis';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
@@ -41,7 +48,9 @@ const say = (line = ''): void => {
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+const AMQP_URL = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const KEY_PREFIX = `oti-demo:${process.pid}:${Date.now()}:`;
+const QUEUE = `oti-demo.${process.pid}.${Date.now()}`;
 
 function reason(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
@@ -106,15 +115,86 @@ async function cleanRedis(url: string): Promise<void> {
   }
 }
 
+/** Undefined when RabbitMQ answers, else why not. */
+async function checkRabbit(url: string): Promise<string | undefined> {
+  try {
+    const connection = await amqplib.connect(url, { timeout: 2000 });
+    connection.on('error', () => undefined);
+    await connection.close();
+    return undefined;
+  } catch (err) {
+    return reason(err);
+  }
+}
+
+/** Deletes the run's queue (it would expire a minute after its last use anyway). */
+async function deleteQueue(url: string): Promise<void> {
+  try {
+    const connection = await amqplib.connect(url, { timeout: 2000 });
+    connection.on('error', () => undefined);
+    try {
+      const channel = await connection.createChannel();
+      await channel.deleteQueue(QUEUE);
+    } finally {
+      await connection.close();
+    }
+  } catch {
+    // x-expires removes it
+  }
+}
+
+interface ThriftRefs {
+  Agent: {
+    emitBatch: {
+      argumentsMessageRW: {
+        readFrom(
+          buffer: Buffer,
+          offset: number,
+        ): { err: Error | null; value: { body: { batch: { spans: Array<{ spanId: Buffer; references?: Array<{ refType: string | number }> | null }> } } } };
+      };
+    };
+  };
+}
+
+/**
+ * The span ids with a followsFrom reference, from the Thrift batches as they
+ * pass the relay (jaeger-client sets the parent id of such a span too; only
+ * the reference tells it from a child).
+ */
+function followsFromReader(): { ids: Set<string>; read(msg: Buffer): void } {
+  const jaegerMain = require.resolve('jaeger-client');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Thrift } = require(require.resolve('thriftrw', { paths: [jaegerMain] })) as { Thrift: new (options: object) => ThriftRefs };
+  const thrift = new Thrift({
+    entryPoint: path.join(path.dirname(jaegerMain), 'thriftrw-idl', 'agent.thrift'),
+    allowOptionalArguments: true,
+    allowFilesystemAccess: true,
+  });
+  const ids = new Set<string>();
+  return {
+    ids,
+    read(msg) {
+      const { err, value } = thrift.Agent.emitBatch.argumentsMessageRW.readFrom(msg, 0);
+      if (err) return;
+      for (const span of value.body.batch.spans) {
+        if ((span.references ?? []).some((r) => r.refType === 'FOLLOWS_FROM' || r.refType === 1)) {
+          ids.add(span.spanId.toString('hex').replace(/^0+/, '') || '0');
+        }
+      }
+    },
+  };
+}
+
 interface Relay {
   port: number;
   close(): Promise<void>;
 }
 
 /** A UDP relay: every datagram to the stand-in, and to the real agent when there is one. */
-function startRelay(agent: JaegerAgent, forward: { host: string; port: number } | undefined): Promise<Relay> {
+function startRelay(agent: JaegerAgent, forward: { host: string; port: number } | undefined, onBatch: (msg: Buffer) => void): Promise<Relay> {
   const socket = dgram.createSocket('udp4');
   socket.on('message', (msg) => {
+    onBatch(msg);
     socket.send(msg, agent.port, '127.0.0.1');
     if (forward) socket.send(msg, forward.port, forward.host);
   });
@@ -214,13 +294,15 @@ async function main(): Promise<number> {
   const agent = await startJaegerAgent();
   const forwardHost = process.env.JAEGER_AGENT_HOST;
   const forward = forwardHost ? { host: forwardHost, port: Number(process.env.JAEGER_AGENT_PORT || 6832) } : undefined;
-  const relay = await startRelay(agent, forward);
+  const followsFrom = followsFromReader();
+  const relay = await startRelay(agent, forward, followsFrom.read);
   const services: Service[] = [];
   try {
-    const [pgProblem, redisProblem] = await Promise.all([checkPostgres(DATABASE_URL), checkRedis(REDIS_URL)]);
+    const [pgProblem, redisProblem, amqpProblem] = await Promise.all([checkPostgres(DATABASE_URL), checkRedis(REDIS_URL), checkRabbit(AMQP_URL)]);
     const status = (problem: string | undefined): string => (problem === undefined ? 'ok' : `skipped: ${problem}`);
     say(`  PostgreSQL  ${DATABASE_URL}  ${status(pgProblem)}`);
     say(`  Redis       ${REDIS_URL}  ${status(redisProblem)}`);
+    say(`  RabbitMQ    ${AMQP_URL.replace(/\/\/[^@/]*@/, '//')}  ${status(amqpProblem)}`);
     say(
       `  Jaeger      ${
         forward
@@ -235,7 +317,13 @@ async function main(): Promise<number> {
       JAEGER_AGENT_PORT: String(relay.port),
       JAEGER_REPORTER_FLUSH_INTERVAL: '200',
     };
-    const backend = await startService('demo-backend', 'backend.js', jaegerEnv);
+    const backend = await startService('demo-backend', 'backend.js', {
+      ...jaegerEnv,
+      DEMO_AMQP_URL: amqpProblem === undefined ? AMQP_URL : '',
+      DEMO_AMQP_QUEUE: QUEUE,
+      DEMO_REDIS_URL: redisProblem === undefined ? REDIS_URL : '',
+      DEMO_KEY_PREFIX: KEY_PREFIX,
+    });
     services.push(backend);
     const frontend = await startService('demo-frontend', 'frontend.js', {
       ...jaegerEnv,
@@ -247,6 +335,7 @@ async function main(): Promise<number> {
     services.push(frontend);
     say(`Started demo-frontend (plain http, port ${frontend.port}) and demo-backend (Express, port ${backend.port}),`);
     say('both with no tracing code, under node -r ./register. Requests:');
+    if (amqpProblem === undefined) say(dim(`  (each GET /profile/:id on the backend also sends a message through the queue ${QUEUE})`));
     const requests: Array<[string, string]> = [
       ['/users/1', redisProblem === undefined ? 'cache miss: Redis, PostgreSQL, backend' : 'backend over axios and fetch'],
       ['/users/1', redisProblem === undefined ? 'cache hit: Redis, backend' : 'the same again'],
@@ -261,7 +350,9 @@ async function main(): Promise<number> {
     await Promise.all(services.splice(0).map(stopService));
     await settle(agent);
     if (redisProblem === undefined) await cleanRedis(REDIS_URL);
-    return report(agent.spans, { pg: pgProblem === undefined, redis: redisProblem === undefined }, forward !== undefined);
+    if (amqpProblem === undefined) await deleteQueue(AMQP_URL);
+    const spans = agent.spans.map((s) => ({ ...s, followsFrom: followsFrom.ids.has(s.spanId) }));
+    return report(spans, { pg: pgProblem === undefined, redis: redisProblem === undefined, amqp: amqpProblem === undefined }, forward !== undefined);
   } finally {
     for (const s of services) s.child.kill('SIGKILL');
     await relay.close();
@@ -269,7 +360,7 @@ async function main(): Promise<number> {
   }
 }
 
-function report(spans: ReceivedSpan[], available: { pg: boolean; redis: boolean }, forwarded: boolean): number {
+function report(spans: ReceivedSpan[], available: { pg: boolean; redis: boolean; amqp: boolean }, forwarded: boolean): number {
   if (spans.length === 0) {
     say('No spans arrived. Is dist/ built (npm run build)?');
     return 1;
@@ -295,9 +386,10 @@ function report(spans: ReceivedSpan[], available: { pg: boolean; redis: boolean 
     ['ioredis', available.redis, ['ioredis']],
     ['axios', true, ['axios']],
     ['fetch', true, ['fetch', 'undici']],
+    ['amqplib', available.amqp, ['amqplib']],
   ];
   const missing = expected.filter(([, wanted, names]) => wanted && !names.some((n) => components.has(n))).map(([name]) => name);
-  const skipped = [!available.pg && 'PostgreSQL', !available.redis && 'Redis'].filter(Boolean);
+  const skipped = [!available.pg && 'PostgreSQL', !available.redis && 'Redis', !available.amqp && 'RabbitMQ (no message hop)'].filter(Boolean);
   say(dim('The same waterfall for your own app, one per process on stderr: OPENTRACING_INSTRUMENTATION_EXPORTER=console node -r ./register app.js'));
   say(
     `${spans.length} spans in ${traces.length} traces.` +

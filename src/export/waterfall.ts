@@ -1,14 +1,19 @@
 /**
  * Renders the spans of one trace as an indented waterfall for a terminal:
  *
- *   GET                 demo-frontend │████████████████████████│ 31.2 ms  http.status_code=200 ...
- *   ├─ redis:GET        demo-frontend │█                       │  0.6 ms  db.statement="GET ..."
- *   └─ GET              demo-frontend │   ██████████           │ 12.0 ms  component=axios ...
- *      └─ GET /profile  demo-backend  │    ████████            │  9.1 ms  ...
+ *   GET                       demo-frontend │████████████████████████│ 31.2 ms  http.status_code=200 ...
+ *   ├─ redis:GET              demo-frontend │█                       │  0.6 ms  db.statement="GET ..."
+ *   └─ GET                    demo-frontend │   ██████████           │ 12.0 ms  component=axios ...
+ *      └─ GET /profile        demo-backend  │    ████████            │  9.1 ms  ...
+ *         └─ amqp:publish     demo-backend  │     █                  │   <1 ms  component=amqplib ...
+ *            └┈ amqp:consume  demo-backend  │       ███████████      │ 14.0 ms  follows from amqp:publish ...
  *
  * Children are ordered by start time; a span whose parent is not in the
- * trace is shown as a root. Used by the console exporter (console.ts) and
- * by `npm run demo`, which joins the spans of two services.
+ * trace is shown as a root. A span whose parent is a followsFrom reference
+ * (`followsFrom`: a consumer span under the producer span of its message)
+ * hangs from a dotted line (`├┈`, `└┈`) and says so in its tag column.
+ * Used by the console exporter (console.ts) and by `npm run demo`, which
+ * joins the spans of two services.
  */
 
 /** A finished span as the waterfall needs it. Ids are hex strings; `parentSpanId` is '0' for none. */
@@ -24,6 +29,8 @@ export interface WaterfallSpan {
   duration: number;
   tags: Record<string, string | number | boolean>;
   logs: Array<Record<string, string | number | boolean>>;
+  /** The parent is a followsFrom reference, not childOf. Default: false. */
+  followsFrom?: boolean;
 }
 
 export interface RenderOptions {
@@ -59,7 +66,8 @@ function keyTags(span: WaterfallSpan): string[] {
   const add = (key: string): void => {
     if (t[key] !== undefined) out.push(`${key}=${quote(t[key])}`);
   };
-  if (t['span.kind'] === 'client' && t.component !== undefined) add('component');
+  const kind = t['span.kind'];
+  if ((kind === 'client' || kind === 'producer' || kind === 'consumer') && t.component !== undefined) add('component');
   add('http.status_code');
   if (t['db.statement'] !== undefined) add('db.statement');
   else add('http.url');
@@ -67,6 +75,7 @@ function keyTags(span: WaterfallSpan): string[] {
     if (out.length >= 4) break;
     if (HIDDEN_TAGS.has(key) || key === 'error' || key.startsWith('peer.') || key.startsWith('db.') || key.startsWith('http.')) continue;
     if (key === 'component' || key === 'jaeger-debug-id') continue;
+    if (key === 'amqp.routing_key' && t[key] === t['message_bus.destination']) continue; // the default exchange: the queue again
     add(key);
   }
   return out;
@@ -96,13 +105,21 @@ function buildTree(spans: WaterfallSpan[]): Node[] {
 interface Row {
   prefix: string;
   span: WaterfallSpan;
+  /** The parent shown above, when the span follows from it. */
+  followed?: WaterfallSpan;
 }
 
-function flatten(nodes: Node[], lead: string, rows: Row[], top: boolean): void {
+function flatten(nodes: Node[], lead: string, rows: Row[], parent: WaterfallSpan | undefined): void {
   nodes.forEach((node, i) => {
     const last = i === nodes.length - 1;
-    rows.push({ prefix: top ? '' : `${lead}${last ? '└─ ' : '├─ '}`, span: node.span });
-    flatten(node.children, top ? '' : `${lead}${last ? '   ' : '│  '}`, rows, false);
+    const follows = parent !== undefined && node.span.followsFrom === true;
+    const line = follows ? '┈ ' : '─ ';
+    rows.push({
+      prefix: parent === undefined ? '' : `${lead}${last ? '└' : '├'}${line}`,
+      span: node.span,
+      followed: follows ? parent : undefined,
+    });
+    flatten(node.children, parent === undefined ? '' : `${lead}${last ? '   ' : '│  '}`, rows, node.span);
   });
 }
 
@@ -122,18 +139,18 @@ export function renderTrace(spans: WaterfallSpan[], options: RenderOptions): str
   }
   const total = Math.max(end - start, 1);
   const rows: Row[] = [];
-  flatten(buildTree(spans), '', rows, true);
+  flatten(buildTree(spans), '', rows, undefined);
   const services = [...new Set(spans.map((s) => s.serviceName))];
   const nameWidth = rows.reduce((w, r) => Math.max(w, r.prefix.length + r.span.operationName.length), 0);
   const serviceWidth = services.reduce((w, s) => Math.max(w, s.length), 0);
-  return rows.map(({ prefix, span }) => {
+  return rows.map(({ prefix, span, followed }) => {
     const from = Math.min(width - 1, Math.floor(((span.startTime - start) / total) * width));
     const len = Math.max(1, Math.min(width - from, Math.round((span.duration / total) * width)));
     const bar = `${' '.repeat(from)}${'█'.repeat(len)}${' '.repeat(width - from - len)}`;
     const colour = PALETTE[services.indexOf(span.serviceName) % PALETTE.length];
     const failed = errorNote(span);
     const name = `${prefix}${span.operationName}`.padEnd(nameWidth);
-    const tagText = keyTags(span).join('  ');
+    const tagText = [...(followed ? [`follows from ${followed.operationName}`] : []), ...keyTags(span)].join('  ');
     return [
       c(span.tags['span.kind'] === 'server' ? 1 : 0, name),
       c(colour, span.serviceName.padEnd(serviceWidth)),
