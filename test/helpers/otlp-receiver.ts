@@ -181,7 +181,13 @@ export interface OtlpReceiver {
   errors: Error[];
   /** Status to answer with (default 200). */
   status: number;
-  /** Requests still to be answered 503 with `Retry-After: 0` before `status` applies. */
+  /**
+   * Requests still to be answered 503 with `Retry-After: 1` before `status`
+   * applies. Not 0: OpenTelemetry's exporter (otlp-exporter-base 0.223,
+   * is-export-retryable.js) turns `Retry-After: 0` into a -1 ms timer, which
+   * Node 24 reports as a TimeoutNegativeWarning on stderr (an upstream bug,
+   * noted for the next round).
+   */
   unavailable: number;
   waitForSpans(n: number, timeoutMs?: number): Promise<OtlpSpan[]>;
   close(): Promise<void>;
@@ -252,7 +258,7 @@ export function startOtlpReceiver(): Promise<OtlpReceiver> {
       if (receiver.unavailable > 0) {
         receiver.unavailable--;
         res.statusCode = 503;
-        res.setHeader('retry-after', '0');
+        res.setHeader('retry-after', '1');
         res.end();
         return;
       }
