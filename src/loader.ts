@@ -129,8 +129,9 @@ export function isEsmEntry(script: string | undefined): boolean {
   if (!script) return false;
   const file = path.resolve(script);
   const ext = path.extname(file);
-  if (ext === '.mjs') return true;
-  if (ext !== '.js' && ext !== '') return false;
+  // `.mts`/`.ts` for TypeScript runners (tsx) that run an ES module entry point as such.
+  if (ext === '.mjs' || ext === '.mts') return true;
+  if (ext !== '.js' && ext !== '' && ext !== '.ts') return false;
   return packageType(path.dirname(file)) === 'module';
 }
 

@@ -11,7 +11,7 @@ import Module, { createRequire } from 'module';
 import * as os from 'os';
 import * as path from 'path';
 import { instrumentations } from '../src/hooks';
-import { hookRequire, type LoadHook } from '../src/loader';
+import { hookRequire, isEsmEntry, type LoadHook } from '../src/loader';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -170,6 +170,25 @@ describe('loader: require (require-in-the-middle, one hook)', () => {
     tree.require('late-lib');
     assert.ok(theirs >= 1);
     assert.strictEqual(seen.length, 0);
+  });
+});
+
+describe('loader: which entry points are ES modules (register adds the ESM loader for them)', () => {
+  it('.mjs and .mts always; .js, .ts and extensionless under "type": "module"; .cjs, .cts and .js elsewhere never', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oti-entry-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'esm'));
+      fs.writeFileSync(path.join(dir, 'esm', 'package.json'), JSON.stringify({ type: 'module' }));
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'cjs-app' }));
+      const at = (f: string): boolean => isEsmEntry(path.join(dir, f));
+      assert.deepStrictEqual(
+        ['app.mjs', 'app.mts', 'esm/app.js', 'esm/app.ts', 'esm/app', 'app.js', 'app.ts', 'app.cjs', 'app.cts', 'esm/app.cjs'].map(at),
+        [true, true, true, true, true, false, false, false, false, false],
+      );
+      assert.strictEqual(isEsmEntry(undefined), false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
