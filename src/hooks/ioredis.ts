@@ -485,91 +485,56 @@ function redisPrototype(exports: IoredisModule): IoredisClient | undefined {
   return typeof (exports as unknown) === 'function' ? exports.prototype : undefined;
 }
 
+type Wrapper = (original: (...a: unknown[]) => unknown, self: never, args: IArguments) => unknown;
+
+/** Ends the spans of the commands a client disconnected for good leaves unsettled. */
+const disconnect: Wrapper = (original, client: IoredisClient, args) => {
+  const result = original.apply(client, args as never);
+  endAbandoned(client);
+  return result;
+};
+
+/** A SentinelConnector's connection to a sentinel: its commands are housekeeping. */
+const connectToSentinel: Wrapper = (original, connector: unknown, args) => {
+  const client = original.apply(connector, args as never);
+  if (client !== null && typeof client === 'object') ownClients.add(client);
+  return client;
+};
+
+/** Every (prototype, method, wrapper) the patch wraps in `exports`; optional methods only where they exist. */
+function targets(exports: IoredisModule): Array<[Record<string, unknown>, string, Wrapper]> {
+  const list: Array<[Record<string, unknown>, string, Wrapper]> = [];
+  const add = (proto: object | undefined, name: string, wrapper: Wrapper, optional = false): void => {
+    if (proto !== undefined && (!optional || typeof (proto as Record<string, unknown>)[name] === 'function')) list.push([proto as Record<string, unknown>, name, wrapper]);
+  };
+  const redis = redisPrototype(exports);
+  if (redis === undefined) return list;
+  add(redis, 'sendCommand', (o, c: IoredisClient, a) => tracedSendCommand(o as IoredisClient['sendCommand'], c, a, false));
+  add(redis, 'disconnect', disconnect, true);
+  add(redis, 'setStatus', tracedSetStatus as Wrapper, true);
+  const cluster = exports.Cluster?.prototype;
+  add(cluster, 'sendCommand', (o, c: IoredisClient, a) => tracedSendCommand(o as IoredisClient['sendCommand'], c, a, true));
+  for (const name of CLUSTER_HOUSEKEEPING) add(cluster, name, untracedHousekeeping, true);
+  add(exports.SentinelConnector?.prototype, 'connectToSentinel', connectToSentinel, true);
+  const pipeline = exports.Pipeline?.prototype;
+  add(pipeline, 'exec', tracedExec as Wrapper);
+  add(pipeline, 'sendCommand', tracedPipelineSendCommand as Wrapper);
+  return list;
+}
+
 export const ioredis: Instrumentation<IoredisModule> = {
   name: 'ioredis',
   module: 'ioredis',
   patch(exports) {
-    const redis = redisPrototype(exports);
-    if (redis === undefined) return;
-    wrapMethod(redis, 'sendCommand', (original) =>
-      function sendCommand(this: IoredisClient) {
-        return tracedSendCommand(original, this, arguments, false);
-      },
-    );
-    if (typeof redis.disconnect === 'function') {
-      wrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect', (original) =>
-        function disconnect(this: IoredisClient) {
-          const result = original.apply(this, arguments as never);
-          endAbandoned(this);
-          return result;
-        },
-      );
-    }
-    if (typeof redis.setStatus === 'function') {
-      wrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus', (original) =>
-        function setStatus(this: IoredisClient) {
-          return tracedSetStatus(original, this, arguments);
-        },
-      );
-    }
-    const cluster = exports.Cluster?.prototype;
-    if (cluster !== undefined) {
-      wrapMethod(cluster, 'sendCommand', (original) =>
-        function sendCommand(this: IoredisClient) {
-          return tracedSendCommand(original, this, arguments, true);
-        },
-      );
-      for (const name of CLUSTER_HOUSEKEEPING) {
-        if (typeof cluster[name] !== 'function') continue;
-        wrapMethod(cluster, name, (original) =>
-          function housekeeping(this: unknown) {
-            return untracedHousekeeping(original, this, arguments);
-          },
-        );
-      }
-    }
-    const sentinel = exports.SentinelConnector?.prototype;
-    if (sentinel !== undefined && typeof sentinel.connectToSentinel === 'function') {
-      wrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel', (original) =>
-        function connectToSentinel(this: unknown) {
-          const client = original.apply(this, arguments as never);
-          if (client !== null && typeof client === 'object') ownClients.add(client);
-          return client;
-        },
-      );
-    }
-    const pipeline = exports.Pipeline?.prototype;
-    if (pipeline !== undefined) {
-      wrapMethod(pipeline, 'exec', (original) =>
-        function exec(this: IoredisPipeline) {
-          return tracedExec(original, this, arguments);
-        },
-      );
-      wrapMethod(pipeline, 'sendCommand', (original) =>
-        function sendCommand(this: IoredisPipeline) {
-          return tracedPipelineSendCommand(original, this, arguments);
+    for (const [proto, name, wrapper] of targets(exports)) {
+      wrapMethod(proto, name, (original) =>
+        function (this: never) {
+          return wrapper(original as (...a: unknown[]) => unknown, this, arguments);
         },
       );
     }
   },
   unpatch(exports) {
-    const redis = redisPrototype(exports);
-    if (redis !== undefined) {
-      unwrapMethod(redis, 'sendCommand');
-      unwrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus');
-      unwrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect');
-    }
-    const cluster = exports.Cluster?.prototype;
-    if (cluster !== undefined) {
-      unwrapMethod(cluster, 'sendCommand');
-      for (const name of CLUSTER_HOUSEKEEPING) unwrapMethod(cluster, name);
-    }
-    const sentinel = exports.SentinelConnector?.prototype;
-    if (sentinel !== undefined) unwrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel');
-    const pipeline = exports.Pipeline?.prototype;
-    if (pipeline !== undefined) {
-      unwrapMethod(pipeline, 'exec');
-      unwrapMethod(pipeline, 'sendCommand');
-    }
+    for (const [proto, name] of targets(exports)) unwrapMethod(proto, name);
   },
 };
