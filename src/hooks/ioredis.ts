@@ -246,39 +246,33 @@ function settleThrough(target: IoredisCommand | IoredisPipeline, call: IoredisCa
 }
 
 /**
- * Starts the call of one command and marks it. `client` is the standalone
+ * Starts the call of one command and marks it; our own failures are
+ * contained (the command then goes on untraced). `client` is the standalone
  * connection whose peer is known now; for a Cluster it is undefined and the
  * node connection that gets the command is tagged at the end.
  */
 function traceCommand(command: IoredisCommand, client: IoredisClient | undefined): void {
-  const previous = startingOn;
-  startingOn = client;
   let call: IoredisCall | undefined;
   try {
-    call = startCall(PATCH, COMMAND, command);
-  } finally {
-    startingOn = previous;
-  }
-  if (call === undefined) {
-    command[OWNER] = UNTRACED;
+    const previous = startingOn;
+    startingOn = client;
+    try {
+      call = startCall(PATCH, COMMAND, command);
+    } finally {
+      startingOn = previous;
+    }
+    command[OWNER] = call ?? UNTRACED;
+    if (call === undefined) return;
+    if (client !== undefined) call.state = null;
+  } catch (err) {
+    logOnce('ioredis:trace', 'could not trace an ioredis command; it goes on untraced', err);
     return;
   }
-  command[OWNER] = call;
-  if (client !== undefined) call.state = null;
   try {
     settleThrough(command, call, false);
   } catch (err) {
     logOnce('ioredis:settle', 'could not follow an ioredis command; its span is closed now', err);
     end(call);
-  }
-}
-
-/** `traceCommand`, with our own failures contained: the command then goes on untraced. */
-function traceCommandSafely(command: IoredisCommand, client: IoredisClient | undefined): void {
-  try {
-    traceCommand(command, client);
-  } catch (err) {
-    logOnce('ioredis:trace', 'could not trace an ioredis command; it goes on untraced', err);
   }
 }
 
@@ -311,7 +305,7 @@ function tracedSendCommand(
     command[OWNER] = UNTRACED;
     return original.apply(client, args as never);
   }
-  traceCommandSafely(command, isCluster ? undefined : client);
+  traceCommand(command, isCluster ? undefined : client);
   try {
     return original.apply(client, args as never);
   } catch (err) {
@@ -403,8 +397,7 @@ function tracedPipelineSendCommand(original: IoredisPipeline['sendCommand'], pip
     logOnce('ioredis:auto', 'could not inspect an ioredis pipeline', err);
     return original.apply(pipeline, args as never);
   }
-  const redis = pipeline.redis;
-  traceCommandSafely(command, redis && !redis.isCluster && !pipeline.isCluster ? redis : undefined);
+  traceCommand(command, standaloneOf(pipeline));
   return original.apply(pipeline, args as never);
 }
 
@@ -422,7 +415,7 @@ function followAutoPipeline(pipeline: IoredisPipeline): void {
   pipeline.reject = function (this: unknown, err: unknown) {
     const result = reject.apply(this, arguments as never);
     try {
-      for (const c of Array.isArray(pipeline._queue) ? pipeline._queue : []) {
+      for (const c of queueOf(pipeline)) {
         const owner = c[OWNER] as Owner | undefined;
         if (owner !== undefined && owner !== UNTRACED) end(owner, err ?? new Error('ioredis pipeline rejected'));
       }
