@@ -31,9 +31,14 @@ import { finishSpan, injectHttpHeaders, isRecording, setTags, startClientSpanWit
 /** `span.kind` of a call: an outbound call, a message sent, a message handled. */
 export type CallKind = 'client' | 'producer' | 'consumer';
 
-export interface CallSpec<Request> {
-  /** Operation name: `mysql:SELECT`. */
-  readonly operationName: string;
+/**
+ * What a call starts from. A hook whose calls differ only by their subject
+ * (ioredis: the Command) keeps one spec and passes the subject to
+ * `startCall`: its functions receive it, so no closure is made per call.
+ */
+export interface CallSpec<Request, Subject = undefined> {
+  /** Operation name: `mysql:SELECT`; a function of the subject when it varies with it. */
+  readonly operationName: string | ((subject: Subject) => string);
   /** `span.kind`. Default: `client`. */
   readonly kind?: CallKind;
   /** `component` tag. Default: the patch name. */
@@ -43,9 +48,9 @@ export interface CallSpec<Request> {
    * `component`). Only called when the span records, so work done here is
    * never paid for an unsampled call. May throw: the span keeps the base tags.
    */
-  readonly tags?: (tags: TagMap) => void;
+  readonly tags?: (tags: TagMap, subject: Subject) => void;
   /** What the request hook receives; a function is called only when there is a hook. */
-  readonly request?: Request | (() => Request);
+  readonly request?: Request | ((subject: Subject) => Request);
   /**
    * The parent span. Default: the current span (`getCurrentSpan()`, the
    * custom getter consulted now). For a consumer: ignored, see `remote`.
@@ -66,8 +71,11 @@ export interface CallSpec<Request> {
 }
 
 /** One traced call. `finish` may be called any number of times; only the first counts. */
-export class Call<Response = unknown> {
+export class Call<Response = unknown, State = unknown> {
   private done = false;
+
+  /** The hook's own state of this call, when it needs one (ioredis: the cluster node to tag at the end). */
+  state: State | undefined = undefined;
 
   constructor(
     readonly patch: PatchName,
@@ -118,8 +126,21 @@ export class Call<Response = unknown> {
       finishSpan(this.span, logged);
       return;
     }
-    if (hasResponse) safeCall(`${this.patch} responseHook`, optionsOf(this.patch).responseHook as ((r: unknown, s: Span) => unknown) | undefined, response, this.span);
+    if (hasResponse) this.runResponseHook(response);
     finishSpan(this.span);
+  }
+
+  /**
+   * Runs the response hook on `response` without finishing the call: for a
+   * reply that still fails the call (a batch some of whose commands failed),
+   * `finish(err)` follows. Does nothing once the call is finished.
+   */
+  respond(response: Response): void {
+    if (!this.done) this.runResponseHook(response);
+  }
+
+  private runResponseHook(response: Response | undefined): void {
+    safeCall(`${this.patch} responseHook`, optionsOf(this.patch).responseHook as ((r: unknown, s: Span) => unknown) | undefined, response, this.span);
   }
 
   /**
@@ -159,13 +180,13 @@ interface SharedOptions {
   requireParentSpan?: boolean;
 }
 
-function startConsumerSpan(patch: PatchName, spec: CallSpec<unknown>, tags: TagMap): Span | undefined {
+function startConsumerSpan<Subject>(patch: PatchName, operationName: string, spec: CallSpec<unknown, Subject>, tags: TagMap): Span | undefined {
   const options = optionsOf(patch) as SharedOptions;
   if (spec.remote === undefined && options.requireParentSpan === true) return undefined;
   try {
     const references: Reference[] = [];
     if (spec.remote !== undefined) references.push(spec.reference === 'childOf' ? childOfRef(spec.remote) : followsFromRef(spec.remote));
-    return getTracer().startSpan(spec.operationName, { references, tags: tags as Record<string, unknown> });
+    return getTracer().startSpan(operationName, { references, tags: tags as Record<string, unknown> });
   } catch (err) {
     logOnce(`startSpan:${patch}`, `tracer.startSpan threw in the ${patch} patch; the message is handled untraced`, err);
     return undefined;
@@ -183,16 +204,21 @@ function isSpan(value: unknown): value is Span {
  * fails or hands back no span): the hook then calls the library as if
  * uninstrumented. Never throws.
  */
-export function startCall<Request = unknown, Response = unknown>(patch: PatchName, spec: CallSpec<Request>): Call<Response> | undefined {
+export function startCall<Request = unknown, Response = unknown, Subject = undefined, State = unknown>(
+  patch: PatchName,
+  spec: CallSpec<Request, Subject>,
+  subject?: Subject,
+): Call<Response, State> | undefined {
   if (isSuppressed()) return undefined;
   const kind = spec.kind ?? 'client';
   const base: TagMap = { [TAG.SPAN_KIND]: kind, [TAG.COMPONENT]: spec.component ?? patch };
   let span: Span | undefined;
   try {
+    const operationName = typeof spec.operationName === 'function' ? spec.operationName(subject as Subject) : spec.operationName;
     span =
       kind === 'consumer'
-        ? startConsumerSpan(patch, spec as CallSpec<unknown>, base)
-        : startClientSpanWithParent(patch, spec.operationName, spec.parent === undefined ? getCurrentSpan() : (spec.parent ?? undefined), base);
+        ? startConsumerSpan(patch, operationName, spec as CallSpec<unknown, Subject>, base)
+        : startClientSpanWithParent(patch, operationName, spec.parent === undefined ? getCurrentSpan() : (spec.parent ?? undefined), base);
   } catch (err) {
     logOnce(`start:${patch}`, `could not start a ${patch} span; the call goes on untraced`, err);
     return undefined;
@@ -204,11 +230,11 @@ export function startCall<Request = unknown, Response = unknown>(patch: PatchNam
   } catch {
     recording = true;
   }
-  const call = new Call<Response>(patch, span, recording, spec.loggableError);
+  const call = new Call<Response, State>(patch, span, recording, spec.loggableError);
   if (recording && spec.tags !== undefined) {
     try {
       const tags: TagMap = {};
-      spec.tags(tags);
+      spec.tags(tags, subject as Subject);
       setTags(span, tags);
     } catch (err) {
       logOnce(`tags:${patch}`, `could not build the tags of a ${patch} span`, err);
@@ -218,7 +244,7 @@ export function startCall<Request = unknown, Response = unknown>(patch: PatchNam
   if (typeof hook === 'function') {
     let request: unknown;
     try {
-      request = typeof spec.request === 'function' ? (spec.request as () => Request)() : spec.request;
+      request = typeof spec.request === 'function' ? (spec.request as (subject: Subject) => Request)(subject as Subject) : spec.request;
     } catch (err) {
       logOnce(`request:${patch}`, `could not build the request the ${patch} request hook receives`, err);
     }

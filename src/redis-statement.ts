@@ -3,11 +3,11 @@
  * name upper case, its subcommand for container commands (`CONFIG GET`), its
  * first key, and a count of the other arguments, whose values stay hidden
  * (`SET session:42 [1 other argument]`). `AUTH` and `HELLO` never show an
- * argument, whatever the serializer. Used by the node-redis hook; the
- * ioredis hook builds the same text from its own command table and could
- * switch to `commandStatement` with its `getKeys()` as the key locator.
+ * argument, whatever the serializer. The node-redis hook locates keys by
+ * position (`positionalFirstKey`); the ioredis hook asks its own command
+ * table, through the Command it hands over (`Command.getKeys()`).
  */
-import { redactErrorFields } from './redact';
+import { redactErrorFields, redactValues } from './redact';
 import { truncate } from './sql';
 
 const DEFAULT_MAX_STATEMENT_LENGTH = 1024;
@@ -43,8 +43,12 @@ export interface RedisStatementOptions {
   maxStatementLength?: number;
 }
 
-/** A key locator: the command's first key among `args` (arguments after the name), if it has one. */
-export type FirstKey = (name: string, args: ReadonlyArray<unknown>) => unknown;
+/**
+ * A key locator: the command's first key among `args` (arguments after the
+ * name), if it has one. `command` is the client's own command object, when
+ * the caller of `commandStatement` passed one (ioredis' Command knows its keys).
+ */
+export type FirstKey = (name: string, args: ReadonlyArray<unknown>, command: unknown) => unknown;
 
 export function maxStatementLength(options: RedisStatementOptions): number {
   const max = options.maxStatementLength;
@@ -82,7 +86,7 @@ function otherArguments(n: number): string {
 }
 
 /** The default statement: `SET session:42 [1 other argument]`; `CONFIG GET ...` when `compact`; `AUTH`. */
-export function defaultStatement(name: string, args: ReadonlyArray<unknown>, firstKey: FirstKey, compact: boolean): string {
+export function defaultStatement(name: string, args: ReadonlyArray<unknown>, firstKey: FirstKey, compact: boolean, command?: unknown): string {
   const lower = name.toLowerCase();
   const upper = name.toUpperCase();
   if (SECRET_COMMANDS.has(lower)) return upper;
@@ -97,7 +101,7 @@ export function defaultStatement(name: string, args: ReadonlyArray<unknown>, fir
   }
   let key: string | undefined;
   try {
-    key = argText(firstKey(name, args));
+    key = argText(firstKey(name, args, command));
   } catch {
     key = undefined; // a command the locator does not know: its arguments stay hidden
   }
@@ -119,6 +123,7 @@ export function commandStatement(
   compact: boolean,
   patch: string,
   log: (key: string, message: string, err: unknown) => void,
+  command?: unknown,
 ): string {
   const serializer = options.statementSerializer;
   if (typeof serializer === 'function' && !SECRET_COMMANDS.has(name.toLowerCase())) {
@@ -129,7 +134,26 @@ export function commandStatement(
       log(`${patch}:serializer`, `the ${patch} statementSerializer threw; using the default`, err);
     }
   }
-  return defaultStatement(name, args, firstKey, compact);
+  return defaultStatement(name, args, firstKey, compact, command);
+}
+
+/**
+ * A batch's statement, `SET k1 ...; GET k2`: the statements of its commands
+ * (`statementOf` gives undefined for one left out, as MULTI/EXEC wrappers)
+ * until `max` characters are passed, then `; [n more]` for the commands not
+ * reached. The caller cuts the text at `max`.
+ */
+export function batchStatement<T>(commands: ReadonlyArray<T>, statementOf: (command: T) => string | undefined, max: number): string {
+  const parts: string[] = [];
+  let length = 0;
+  let i = 0;
+  for (; i < commands.length && length <= max; i++) {
+    const s = statementOf(commands[i]);
+    if (s === undefined) continue;
+    parts.push(s);
+    length += s.length + 2;
+  }
+  return parts.join('; ') + (i < commands.length ? `; [${commands.length - i} more]` : '');
 }
 
 /** Redis quotes the arguments of a command it does not know: `ERR unknown command 'x', with args beginning with: 'v'`. */
@@ -147,6 +171,53 @@ export function loggableRedisError(err: unknown, extra?: Record<string, unknown>
   if (typeof e.message === 'string' && QUOTED_ARGS.test(e.message)) {
     fields.message = e.message.replace(QUOTED_ARGS, '');
     if (typeof e.stack === 'string') fields.stack = e.stack.replace(QUOTED_ARGS, '');
+  }
+  return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
+}
+
+/** The texts of a command's arguments, as Redis may echo them in an error. */
+function argumentTexts(args: unknown): string[] {
+  const out: string[] = [];
+  if (!Array.isArray(args)) return out;
+  for (const arg of args.slice(0, 200)) {
+    if (typeof arg === 'string') out.push(arg);
+    else if (typeof arg === 'number' || typeof arg === 'bigint') out.push(String(arg));
+    else if (Buffer.isBuffer(arg)) out.push(arg.toString('utf8'));
+  }
+  return out;
+}
+
+/** `text` without the arguments Redis echoes; in a stack, only in its head (the message). */
+function withoutArguments(text: string, args: readonly string[]): string {
+  const frames = text.indexOf('\n    at ');
+  const head = frames === -1 ? text : text.slice(0, frames);
+  const redacted = redactValues(head.replace(QUOTED_ARGS, ''), args);
+  return frames === -1 ? redacted : redacted + text.slice(frames);
+}
+
+/**
+ * An error that carries its command as `command: { name, args }` (ioredis
+ * sets it on the errors of server replies, DataHandler.js: args that hold
+ * values and, for AUTH/HELLO, credentials), as logged on a span: the command
+ * keeps its name only, and the message drops the arguments Redis echoes:
+ * quoted in an unknown command or subcommand, as the whole message of a
+ * script's `redis.error_reply(ARGV[1])`, an ACL rule in `ACL SETUSER`'s.
+ */
+export function loggableCommandError(err: unknown): unknown {
+  if (err === null || typeof err !== 'object') return err;
+  const e = err as { command?: unknown; message?: unknown; stack?: unknown };
+  const fields: Record<string, unknown> = {};
+  let args: string[] = [];
+  if (e.command !== null && typeof e.command === 'object') {
+    fields.command = { name: (e.command as { name?: unknown }).name };
+    args = argumentTexts((e.command as { args?: unknown }).args);
+  }
+  if (typeof e.message === 'string') {
+    const message = withoutArguments(e.message, args);
+    if (message !== e.message) {
+      fields.message = message;
+      if (typeof e.stack === 'string') fields.stack = withoutArguments(e.stack, args);
+    }
   }
   return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
 }

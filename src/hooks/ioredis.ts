@@ -13,31 +13,34 @@
  * `initPromise`), the one place every outcome goes through; the command's
  * promise itself is never touched, so an unhandled rejection stays unhandled.
  */
-import type { Span } from 'opentracing';
 import { OPERATION_PREFIX, TAG } from '../constants';
-import { bindToCurrentContext, getCurrentSpan, isSuppressed, suppressInstrumentation } from '../context';
+import { bindToCurrentContext, getCurrentSpan, suppressInstrumentation } from '../context';
+import { startCall, type Call, type CallSpec } from '../call';
 import type { IoredisClient, IoredisCommand, IoredisModule, IoredisPipeline } from '../internal-types';
-import { logOnce, safeCall } from '../logger';
+import { logOnce } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
 import type { Instrumentation } from '../instrumentation';
-import { addPeerTags, clientTags, finishSpan, isRecording, setTags, startClientSpan, type TagMap } from '../span';
-import { redactErrorFields, redactValues } from '../redact';
+import { addPeerTags, type TagMap } from '../span';
+import { batchStatement, commandStatement, loggableCommandError, maxStatementLength, type FirstKey } from '../redis-statement';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
-const COMPONENT = 'ioredis';
+const PATCH = 'ioredis';
 const DB_TYPE_REDIS = 'redis';
-const DEFAULT_MAX_STATEMENT_LENGTH = 1024;
-const MAX_KEY_LENGTH = 256;
 
-/** On a Command or a Pipeline: the state of the span it belongs to, or UNTRACED. */
+/** On a Command or a Pipeline: the call it belongs to, or UNTRACED. */
 const OWNER = Symbol('opentracing-instrumentation.ioredis.owner');
 /** On a Pipeline: it is one of ioredis' auto-pipelines, whose commands are traced one by one. */
 const AUTO = Symbol('opentracing-instrumentation.ioredis.auto');
 const UNTRACED = 0;
 
-/** Commands whose arguments are never recorded, whatever the serializer: they carry credentials. */
-const SECRET_COMMANDS = new Set(['auth', 'hello']);
+/**
+ * A traced command or batch. Its state is the connection whose peer is
+ * tagged when it ends (a Cluster's node that got it last), or null once the
+ * peer is tagged (a standalone connection is tagged at the start).
+ */
+type IoredisCall = Call<unknown, IoredisClient | null>;
+type Owner = IoredisCall | typeof UNTRACED;
 
 /**
  * Commands ioredis itself writes while a connection is in its handshake
@@ -79,113 +82,34 @@ const followedAuto = new WeakSet<object>();
  */
 const CLUSTER_HOUSEKEEPING = ['getInfoFromNode', 'readyCheck'] as const;
 
-/** Container commands whose first argument is a subcommand worth showing (`CONFIG GET`, `CLIENT SETNAME`). */
-const CONTAINER_COMMANDS = new Set([
-  'acl', 'client', 'cluster', 'command', 'config', 'debug', 'function', 'latency', 'memory', 'module',
-  'object', 'pubsub', 'script', 'slowlog', 'xgroup', 'xinfo',
-]);
+/** The first key of `command`, from ioredis' command table (`Command.getKeys()`). */
+const commandKey: FirstKey = (_name, _args, command) => {
+  const keys = typeof (command as IoredisCommand).getKeys === 'function' ? (command as IoredisCommand).getKeys!() : [];
+  return keys.length > 0 ? keys[0] : undefined;
+};
 
-interface SpanState {
-  readonly span: Span;
-  readonly options: IoredisOptions;
-  readonly batch: boolean;
-  /** Cluster: the node connection that got the command last; its peer is tagged at the end. */
-  node: IoredisClient | undefined;
-  peerTagged: boolean;
-  done: boolean;
-  /** The reply as the application gets it, when a response hook needs it (see traceCommand). */
-  reply?: { value: unknown };
+function argsOf(command: IoredisCommand): unknown[] {
+  return Array.isArray(command.args) ? command.args : [];
 }
 
-type Owner = SpanState | typeof UNTRACED;
-
-function maxLength(options: IoredisOptions): number {
-  const max = options.maxStatementLength;
-  return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
-}
-
-function argText(arg: unknown): string | undefined {
-  if (typeof arg === 'string') return truncate(arg, MAX_KEY_LENGTH);
-  if (typeof arg === 'number') return String(arg);
-  if (Buffer.isBuffer(arg)) return truncate(arg.toString('utf8', 0, MAX_KEY_LENGTH + 1), MAX_KEY_LENGTH);
-  return undefined;
-}
-
-/** The command's first key, as ioredis computes keys (its command table), if any. */
-function firstKey(command: IoredisCommand): string | undefined {
-  if (typeof command.getKeys !== 'function') return undefined;
-  try {
-    const keys = command.getKeys();
-    return keys.length > 0 ? argText(keys[0]) : undefined;
-  } catch {
-    return undefined; // a command ioredis does not know: its arguments stay hidden
-  }
-}
-
-function otherArguments(n: number): string {
-  return n === 1 ? '[1 other argument]' : `[${n} other arguments]`;
-}
-
-/** `SET session:42 [1 other argument]`; `CONFIG GET [1 other argument]`; `AUTH`. */
-function defaultStatement(command: IoredisCommand, compact: boolean): string {
-  const name = String(command.name);
-  const lower = name.toLowerCase();
-  const upper = name.toUpperCase();
-  if (SECRET_COMMANDS.has(lower)) return upper;
-  const args = Array.isArray(command.args) ? command.args : [];
-  const parts = [upper];
-  let shown = 0;
-  if (CONTAINER_COMMANDS.has(lower) && args.length > 0) {
-    const sub = argText(args[0]);
-    if (sub !== undefined && /^[A-Za-z-]{1,32}$/.test(sub)) {
-      parts.push(sub.toUpperCase());
-      shown++;
-    }
-  }
-  const key = firstKey(command);
-  if (key !== undefined) {
-    parts.push(key);
-    shown++;
-  }
-  const others = args.length - shown;
-  if (others > 0) parts.push(compact ? '...' : otherArguments(others));
-  return parts.join(' ');
-}
-
-/** db.statement of one command: the user's serializer (never for AUTH/HELLO), else the default. */
 function statementOf(command: IoredisCommand, options: IoredisOptions, compact: boolean): string {
-  const serializer = options.statementSerializer;
-  if (typeof serializer === 'function' && !SECRET_COMMANDS.has(String(command.name).toLowerCase())) {
-    try {
-      const s = serializer(String(command.name), Array.isArray(command.args) ? command.args : []);
-      if (typeof s === 'string') return s;
-    } catch (err) {
-      logOnce('ioredis:serializer', 'the ioredis statementSerializer threw; using the default', err);
-    }
-  }
-  return defaultStatement(command, compact);
+  return commandStatement(String(command.name), argsOf(command), options, commandKey, compact, PATCH, logOnce, command);
 }
 
-/** A batch's commands, `SET k1 ...; GET k2`, cut at `max` characters (MULTI/EXEC wrappers left out). */
-function batchStatement(queue: readonly IoredisCommand[], options: IoredisOptions, max: number): string {
-  const parts: string[] = [];
-  let length = 0;
-  let i = 0;
-  for (; i < queue.length && length <= max; i++) {
-    const name = String(queue[i].name).toLowerCase();
-    if (name === 'multi' || name === 'exec') continue;
-    const s = statementOf(queue[i], options, true);
-    parts.push(s);
-    length += s.length + 2;
-  }
-  let text = parts.join('; ');
-  if (i < queue.length) text += `; [${queue.length - i} more]`;
-  return truncate(text, max);
+function queueOf(pipeline: IoredisPipeline): IoredisCommand[] {
+  return Array.isArray(pipeline._queue) ? pipeline._queue : [];
 }
 
-function isMultiBatch(queue: readonly IoredisCommand[]): boolean {
-  for (const c of queue) if (String(c.name).toLowerCase() === 'multi') return true;
-  return false;
+/** A MULTI batch's MULTI/EXEC wrappers: left out of its statement. */
+function isWrapper(command: IoredisCommand): boolean {
+  const name = String(command.name).toLowerCase();
+  return name === 'multi' || name === 'exec';
+}
+
+/** The connection of a batch sent to one Redis (not a Cluster): its peer is known at the start. */
+function standaloneOf(pipeline: IoredisPipeline): IoredisClient | undefined {
+  const redis = pipeline.redis;
+  return redis !== undefined && !redis.isCluster && !pipeline.isCluster ? redis : undefined;
 }
 
 /** db.instance and peer.* of a Redis connection. */
@@ -211,75 +135,70 @@ function connectionTags(tags: TagMap, client: IoredisClient): TagMap {
   );
 }
 
-/** Redis quotes the arguments of a command it does not know: `ERR unknown command 'x', with args beginning with: 'v'`. */
-const QUOTED_ARGS = /, with args beginning with:[^\n]*/;
-
-/** The texts of a command's arguments, as Redis may echo them in an error. */
-function argumentTexts(args: unknown): string[] {
-  const out: string[] = [];
-  if (!Array.isArray(args)) return out;
-  for (const arg of args.slice(0, 200)) {
-    if (typeof arg === 'string') out.push(arg);
-    else if (typeof arg === 'number' || typeof arg === 'bigint') out.push(String(arg));
-    else if (Buffer.isBuffer(arg)) out.push(arg.toString('utf8'));
-  }
-  return out;
-}
-
-/** `text` without the arguments Redis echoes; in a stack, only in its head (the message). */
-function withoutArguments(text: string, args: readonly string[]): string {
-  const frames = text.indexOf('\n    at ');
-  const head = frames === -1 ? text : text.slice(0, frames);
-  const redacted = redactValues(head.replace(QUOTED_ARGS, ''), args);
-  return frames === -1 ? redacted : redacted + text.slice(frames);
-}
-
 /**
- * The error as logged on the span: ioredis sets `command: { name, args }` on
- * the errors of server replies (DataHandler.js), args that hold values and,
- * for AUTH/HELLO, credentials. The log keeps the command name only, and
- * drops the arguments Redis echoes in its message: quoted in an unknown
- * command or subcommand, as the whole message of a script's
- * `redis.error_reply(ARGV[1])`, an ACL rule in `ACL SETUSER`'s.
+ * The standalone connection of the command whose call `startCall` is
+ * starting (undefined: a Cluster's, tagged at the end). Set only around that
+ * synchronous call, and restored after it, so that `COMMAND` stays one object
+ * and no closure is made per command.
  */
-function loggableError(err: unknown): unknown {
-  if (err === null || typeof err !== 'object') return err;
-  const e = err as { command?: unknown; message?: unknown; stack?: unknown };
-  const fields: Record<string, unknown> = {};
-  let args: string[] = [];
-  if (e.command !== null && typeof e.command === 'object') {
-    fields.command = { name: (e.command as { name?: unknown }).name };
-    args = argumentTexts((e.command as { args?: unknown }).args);
-  }
-  if (typeof e.message === 'string') {
-    const message = withoutArguments(e.message, args);
-    if (message !== e.message) {
-      fields.message = message;
-      if (typeof e.stack === 'string') fields.stack = withoutArguments(e.stack, args);
-    }
-  }
-  return Object.keys(fields).length > 0 ? redactErrorFields(err, fields) : err;
+let startingOn: IoredisClient | undefined;
+
+/** The call of one command: the spec is shared, the Command is its subject. */
+const COMMAND: CallSpec<IoredisRequest, IoredisCommand> = {
+  operationName: (command) => OPERATION_PREFIX.REDIS + String(command.name).toUpperCase(),
+  tags: (tags, command) => {
+    const options = optionsOf(PATCH);
+    tags[TAG.DB_TYPE] = DB_TYPE_REDIS;
+    tags[TAG.DB_STATEMENT] = truncate(statementOf(command, options, false), maxStatementLength(options));
+    if (startingOn !== undefined) connectionTags(tags, startingOn);
+  },
+  request: (command) => ({ command: String(command.name), args: argsOf(command) }),
+  loggableError: loggableCommandError,
+};
+
+/** The call of a batch (its Pipeline is the subject): `SET k1 ...; GET k2`. */
+function batchSpec(name: 'MULTI' | 'PIPELINE'): CallSpec<IoredisRequest, IoredisPipeline> {
+  return {
+    operationName: OPERATION_PREFIX.REDIS + name,
+    tags: (tags, pipeline) => {
+      const options = optionsOf(PATCH);
+      const max = maxStatementLength(options);
+      tags[TAG.DB_TYPE] = DB_TYPE_REDIS;
+      tags[TAG.DB_STATEMENT] = truncate(batchStatement(queueOf(pipeline), (c) => (isWrapper(c) ? undefined : statementOf(c, options, true)), max), max);
+      const redis = standaloneOf(pipeline);
+      if (redis !== undefined) connectionTags(tags, redis);
+    },
+    request: (pipeline) => ({
+      command: name.toLowerCase(),
+      args: [],
+      commands: queueOf(pipeline).map((c) => ({ command: String(c.name), args: argsOf(c) })),
+    }),
+    loggableError: loggableCommandError,
+  };
 }
 
-function finish(state: SpanState, err: unknown, reply?: unknown, hasReply = false): void {
-  if (state.done) return;
-  state.done = true;
-  const { span } = state;
-  if (!state.peerTagged && state.node !== undefined) {
-    state.peerTagged = true;
+const MULTI = batchSpec('MULTI');
+const PIPELINE = batchSpec('PIPELINE');
+
+/** Ends `call`: tags the node that got it last, then finishes; a batch's reply may hold its failed commands' errors. */
+function end(call: IoredisCall, err?: unknown, reply?: unknown, hasReply = false, batch = false): void {
+  if (call.finished) return;
+  const node = call.state;
+  if (node) {
+    call.state = null;
     try {
-      if (isRecording(span)) setTags(span, connectionTags({}, state.node));
+      if (call.recording) call.setTags(connectionTags({}, node));
     } catch (tagErr) {
       logOnce('ioredis:tags', 'could not build the tags of an ioredis span', tagErr);
     }
   }
-  if (err !== undefined && err !== null) {
-    finishSpan(span, loggableError(err));
+  if (batch && (err === undefined || err === null)) {
+    // The response hook sees the results, then the span records their first error.
+    if (hasReply) call.respond(reply);
+    call.finish(firstBatchError(reply));
     return;
   }
-  if (hasReply) safeCall('ioredis responseHook', state.options.responseHook, reply, span);
-  const batchError = state.batch ? firstBatchError(reply) : undefined;
-  finishSpan(span, batchError === undefined ? undefined : loggableError(batchError));
+  call.finish(err, reply, hasReply);
 }
 
 /** The first failed command of a batch's results (`[[err, reply], ...]`, MULTI's EXEC reply included). */
@@ -295,88 +214,65 @@ function firstBatchError(results: unknown): unknown {
   return undefined;
 }
 
-/** Ends the span when ioredis settles `target` (a Command or a Pipeline) through its resolve/reject. */
-function settleThrough(target: IoredisCommand | IoredisPipeline, state: SpanState): void {
+const NO_REPLY = Symbol('no reply');
+
+/**
+ * Ends the call when ioredis settles `target` (a Command or a Pipeline)
+ * through its resolve/reject. A command resolves with the parser's raw reply
+ * (Buffers) and converts it in transformReply: the response hook gets the
+ * converted reply, the one the application sees (only paid for with a hook).
+ */
+function settleThrough(target: IoredisCommand | IoredisPipeline, call: IoredisCall, batch: boolean): void {
   const resolve = target.resolve;
   const reject = target.reject;
+  let converted: unknown = NO_REPLY;
   target.resolve = function (this: unknown, value: unknown) {
     // Resolve first: a reply transformer that throws rejects the command instead (Command._convertValue).
     const result = resolve.apply(this, arguments as never);
-    finish(state, undefined, state.reply !== undefined ? state.reply.value : value, true);
+    end(call, undefined, converted !== NO_REPLY ? converted : value, true, batch);
     return result;
   };
   target.reject = function (this: unknown, err: unknown) {
-    finish(state, err ?? new Error('ioredis command rejected'));
+    end(call, err ?? new Error('ioredis command rejected'));
     return reject.apply(this, arguments as never);
   };
-}
-
-function startState(span: Span, options: IoredisOptions, batch: boolean): SpanState {
-  return { span, options, batch, node: undefined, peerTagged: false, done: false };
+  const transform = (target as IoredisCommand).transformReply;
+  if (!batch && typeof transform === 'function' && typeof optionsOf(PATCH).responseHook === 'function') {
+    (target as IoredisCommand).transformReply = function (this: unknown) {
+      converted = transform.apply(this, arguments as never);
+      return converted;
+    };
+  }
 }
 
 /**
- * Starts the span of one command and marks it. `client` is the standalone
+ * Starts the call of one command and marks it; our own failures are
+ * contained (the command then goes on untraced). `client` is the standalone
  * connection whose peer is known now; for a Cluster it is undefined and the
  * node connection that gets the command is tagged at the end.
  */
 function traceCommand(command: IoredisCommand, client: IoredisClient | undefined): void {
-  if (isSuppressed()) {
-    command[OWNER] = UNTRACED;
-    return;
-  }
-  const name = String(command.name);
-  const span = startClientSpan(COMPONENT, OPERATION_PREFIX.REDIS + name.toUpperCase());
-  if (span === undefined) {
-    command[OWNER] = UNTRACED;
-    return;
-  }
-  const options = optionsOf(COMPONENT);
-  const state = startState(span, options, false);
-  command[OWNER] = state;
+  let call: IoredisCall | undefined;
   try {
-    if (isRecording(span)) {
-      const tags = clientTags(COMPONENT);
-      tags[TAG.DB_TYPE] = DB_TYPE_REDIS;
-      tags[TAG.DB_STATEMENT] = truncate(statementOf(command, options, false), maxLength(options));
-      if (client !== undefined) {
-        connectionTags(tags, client);
-        state.peerTagged = true;
-      }
-      setTags(span, tags);
+    const previous = startingOn;
+    startingOn = client;
+    try {
+      call = startCall(PATCH, COMMAND, command);
+    } finally {
+      startingOn = previous;
     }
-  } catch (err) {
-    logOnce('ioredis:tags', 'could not build the tags of an ioredis span', err);
-  }
-  if (typeof options.requestHook === 'function') {
-    const request: IoredisRequest = { command: name, args: Array.isArray(command.args) ? command.args : [] };
-    safeCall('ioredis requestHook', options.requestHook, span, request);
-  }
-  try {
-    settleThrough(command, state);
-    // ioredis resolves a command with the parser's raw reply (Buffers) and
-    // converts it in transformReply; the response hook gets the converted
-    // reply, the one the application sees. Only paid for when there is a hook.
-    const transform = command.transformReply;
-    if (typeof options.responseHook === 'function' && typeof transform === 'function') {
-      command.transformReply = function (this: unknown) {
-        const value = transform.apply(this, arguments as never);
-        state.reply = { value };
-        return value;
-      };
-    }
-  } catch (err) {
-    logOnce('ioredis:settle', 'could not follow an ioredis command; its span is closed now', err);
-    finish(state, undefined);
-  }
-}
-
-/** `traceCommand`, with our own failures contained: the command then goes on untraced. */
-function traceCommandSafely(command: IoredisCommand, client: IoredisClient | undefined): void {
-  try {
-    traceCommand(command, client);
+    command[OWNER] = call ?? UNTRACED;
+    if (call === undefined) return;
+    if (client !== undefined) call.state = null;
   } catch (err) {
     logOnce('ioredis:trace', 'could not trace an ioredis command; it goes on untraced', err);
+    return;
+  }
+  try {
+    settleThrough(command, call, false);
+  } catch (err) {
+    logOnce('ioredis:settle', 'could not follow an ioredis command; its span is closed now', err);
+    end(call);
   }
 }
 
@@ -400,7 +296,7 @@ function tracedSendCommand(
   const owner = command[OWNER] as Owner | undefined;
   if (owner !== undefined) {
     // Seen before: a re-send, a redirection, or a traced batch's command. The last node is the peer.
-    if (owner !== UNTRACED && !isCluster && !owner.peerTagged) owner.node = client;
+    if (owner !== UNTRACED && !isCluster && owner.state !== null) owner.state = client;
     return original.apply(client, args as never);
   }
   // An untraced batch's command (its Pipeline was not traced): no span of its own.
@@ -409,12 +305,12 @@ function tracedSendCommand(
     command[OWNER] = UNTRACED;
     return original.apply(client, args as never);
   }
-  traceCommandSafely(command, isCluster ? undefined : client);
+  traceCommand(command, isCluster ? undefined : client);
   try {
     return original.apply(client, args as never);
   } catch (err) {
-    const state = command[OWNER] as Owner | undefined;
-    if (state !== undefined && state !== UNTRACED) finish(state, err);
+    const call = command[OWNER] as Owner | undefined;
+    if (call !== undefined && call !== UNTRACED) end(call, err);
     throw err;
   }
 }
@@ -455,7 +351,7 @@ function endAbandoned(client: IoredisClient): void {
         if (typeof queue?.toArray !== 'function') continue;
         for (const item of queue.toArray()) {
           const owner = (item?.command as IoredisCommand | undefined)?.[OWNER] as Owner | undefined;
-          if (owner !== undefined && owner !== UNTRACED && !owner.done) finish(owner, new Error(ABANDONED));
+          if (owner !== undefined && owner !== UNTRACED) end(owner, new Error(ABANDONED));
         }
       }
     } catch (err) {
@@ -501,8 +397,7 @@ function tracedPipelineSendCommand(original: IoredisPipeline['sendCommand'], pip
     logOnce('ioredis:auto', 'could not inspect an ioredis pipeline', err);
     return original.apply(pipeline, args as never);
   }
-  const redis = pipeline.redis;
-  traceCommandSafely(command, redis && !redis.isCluster && !pipeline.isCluster ? redis : undefined);
+  traceCommand(command, standaloneOf(pipeline));
   return original.apply(pipeline, args as never);
 }
 
@@ -520,9 +415,9 @@ function followAutoPipeline(pipeline: IoredisPipeline): void {
   pipeline.reject = function (this: unknown, err: unknown) {
     const result = reject.apply(this, arguments as never);
     try {
-      for (const c of Array.isArray(pipeline._queue) ? pipeline._queue : []) {
+      for (const c of queueOf(pipeline)) {
         const owner = c[OWNER] as Owner | undefined;
-        if (owner !== undefined && owner !== UNTRACED && !owner.done) finish(owner, err ?? new Error('ioredis pipeline rejected'));
+        if (owner !== undefined && owner !== UNTRACED) end(owner, err ?? new Error('ioredis pipeline rejected'));
       }
     } catch (finishErr) {
       logOnce('ioredis:auto-reject', 'could not end the spans of a failed ioredis auto-pipeline', finishErr);
@@ -545,58 +440,27 @@ function tracedExec(original: IoredisPipeline['exec'], pipeline: IoredisPipeline
   if (pipeline[OWNER] !== undefined || pipeline[AUTO] === true || pipeline._transactions > 0) {
     return original.apply(pipeline, args as never);
   }
-  if (isSuppressed()) {
+  const queue = queueOf(pipeline);
+  const call: IoredisCall | undefined = startCall(PATCH, queue.some((c) => String(c.name).toLowerCase() === 'multi') ? MULTI : PIPELINE, pipeline);
+  if (call === undefined) {
     pipeline[OWNER] = UNTRACED;
     return original.apply(pipeline, args as never);
   }
-  const queue = Array.isArray(pipeline._queue) ? pipeline._queue : [];
-  const multi = isMultiBatch(queue);
-  const span = startClientSpan(COMPONENT, OPERATION_PREFIX.REDIS + (multi ? 'MULTI' : 'PIPELINE'));
-  if (span === undefined) {
-    pipeline[OWNER] = UNTRACED;
-    return original.apply(pipeline, args as never);
-  }
-  const options = optionsOf(COMPONENT);
-  const state = startState(span, options, true);
+  if (standaloneOf(pipeline) !== undefined) call.state = null;
   try {
-    pipeline[OWNER] = state;
+    pipeline[OWNER] = call;
     // The batch's commands go through Redis.sendCommand too: mark them as the batch's.
-    for (const c of queue) if (isCommand(c)) c[OWNER] = state;
+    for (const c of queue) if (isCommand(c)) c[OWNER] = call;
+    settleThrough(pipeline, call, true);
   } catch (err) {
-    logOnce('ioredis:mark', 'could not mark an ioredis pipeline; it goes on untraced', err);
-    finish(state, undefined);
+    logOnce('ioredis:mark', 'could not follow an ioredis pipeline; its span is closed now', err);
+    end(call);
     return original.apply(pipeline, args as never);
-  }
-  const redis = pipeline.redis;
-  const standalone = redis !== undefined && !redis.isCluster && !pipeline.isCluster;
-  try {
-    if (isRecording(span)) {
-      const tags = clientTags(COMPONENT);
-      tags[TAG.DB_TYPE] = DB_TYPE_REDIS;
-      tags[TAG.DB_STATEMENT] = batchStatement(queue, options, maxLength(options));
-      if (standalone) {
-        connectionTags(tags, redis);
-        state.peerTagged = true;
-      }
-      setTags(span, tags);
-    }
-    if (typeof options.requestHook === 'function') {
-      const commands = queue.map((c) => ({ command: String(c.name), args: Array.isArray(c.args) ? c.args : [] }));
-      safeCall('ioredis requestHook', options.requestHook, span, { command: multi ? 'multi' : 'pipeline', args: [], commands });
-    }
-  } catch (err) {
-    logOnce('ioredis:tags', 'could not build the tags of an ioredis span', err);
-  }
-  try {
-    settleThrough(pipeline, state);
-  } catch (err) {
-    logOnce('ioredis:settle', 'could not follow an ioredis pipeline; its span is closed now', err);
-    finish(state, undefined);
   }
   try {
     return original.apply(pipeline, args as never);
   } catch (err) {
-    finish(state, err);
+    end(call, err);
     throw err;
   }
 }
@@ -614,91 +478,56 @@ function redisPrototype(exports: IoredisModule): IoredisClient | undefined {
   return typeof (exports as unknown) === 'function' ? exports.prototype : undefined;
 }
 
+type Wrapper = (original: (...a: unknown[]) => unknown, self: never, args: IArguments) => unknown;
+
+/** Ends the spans of the commands a client disconnected for good leaves unsettled. */
+const disconnect: Wrapper = (original, client: IoredisClient, args) => {
+  const result = original.apply(client, args as never);
+  endAbandoned(client);
+  return result;
+};
+
+/** A SentinelConnector's connection to a sentinel: its commands are housekeeping. */
+const connectToSentinel: Wrapper = (original, connector: unknown, args) => {
+  const client = original.apply(connector, args as never);
+  if (client !== null && typeof client === 'object') ownClients.add(client);
+  return client;
+};
+
+/** Every (prototype, method, wrapper) the patch wraps in `exports`; optional methods only where they exist. */
+function targets(exports: IoredisModule): Array<[Record<string, unknown>, string, Wrapper]> {
+  const list: Array<[Record<string, unknown>, string, Wrapper]> = [];
+  const add = (proto: object | undefined, name: string, wrapper: Wrapper, optional = false): void => {
+    if (proto !== undefined && (!optional || typeof (proto as Record<string, unknown>)[name] === 'function')) list.push([proto as Record<string, unknown>, name, wrapper]);
+  };
+  const redis = redisPrototype(exports);
+  if (redis === undefined) return list;
+  add(redis, 'sendCommand', (o, c: IoredisClient, a) => tracedSendCommand(o as IoredisClient['sendCommand'], c, a, false));
+  add(redis, 'disconnect', disconnect, true);
+  add(redis, 'setStatus', tracedSetStatus as Wrapper, true);
+  const cluster = exports.Cluster?.prototype;
+  add(cluster, 'sendCommand', (o, c: IoredisClient, a) => tracedSendCommand(o as IoredisClient['sendCommand'], c, a, true));
+  for (const name of CLUSTER_HOUSEKEEPING) add(cluster, name, untracedHousekeeping, true);
+  add(exports.SentinelConnector?.prototype, 'connectToSentinel', connectToSentinel, true);
+  const pipeline = exports.Pipeline?.prototype;
+  add(pipeline, 'exec', tracedExec as Wrapper);
+  add(pipeline, 'sendCommand', tracedPipelineSendCommand as Wrapper);
+  return list;
+}
+
 export const ioredis: Instrumentation<IoredisModule> = {
   name: 'ioredis',
   module: 'ioredis',
   patch(exports) {
-    const redis = redisPrototype(exports);
-    if (redis === undefined) return;
-    wrapMethod(redis, 'sendCommand', (original) =>
-      function sendCommand(this: IoredisClient) {
-        return tracedSendCommand(original, this, arguments, false);
-      },
-    );
-    if (typeof redis.disconnect === 'function') {
-      wrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect', (original) =>
-        function disconnect(this: IoredisClient) {
-          const result = original.apply(this, arguments as never);
-          endAbandoned(this);
-          return result;
-        },
-      );
-    }
-    if (typeof redis.setStatus === 'function') {
-      wrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus', (original) =>
-        function setStatus(this: IoredisClient) {
-          return tracedSetStatus(original, this, arguments);
-        },
-      );
-    }
-    const cluster = exports.Cluster?.prototype;
-    if (cluster !== undefined) {
-      wrapMethod(cluster, 'sendCommand', (original) =>
-        function sendCommand(this: IoredisClient) {
-          return tracedSendCommand(original, this, arguments, true);
-        },
-      );
-      for (const name of CLUSTER_HOUSEKEEPING) {
-        if (typeof cluster[name] !== 'function') continue;
-        wrapMethod(cluster, name, (original) =>
-          function housekeeping(this: unknown) {
-            return untracedHousekeeping(original, this, arguments);
-          },
-        );
-      }
-    }
-    const sentinel = exports.SentinelConnector?.prototype;
-    if (sentinel !== undefined && typeof sentinel.connectToSentinel === 'function') {
-      wrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel', (original) =>
-        function connectToSentinel(this: unknown) {
-          const client = original.apply(this, arguments as never);
-          if (client !== null && typeof client === 'object') ownClients.add(client);
-          return client;
-        },
-      );
-    }
-    const pipeline = exports.Pipeline?.prototype;
-    if (pipeline !== undefined) {
-      wrapMethod(pipeline, 'exec', (original) =>
-        function exec(this: IoredisPipeline) {
-          return tracedExec(original, this, arguments);
-        },
-      );
-      wrapMethod(pipeline, 'sendCommand', (original) =>
-        function sendCommand(this: IoredisPipeline) {
-          return tracedPipelineSendCommand(original, this, arguments);
+    for (const [proto, name, wrapper] of targets(exports)) {
+      wrapMethod(proto, name, (original) =>
+        function (this: never) {
+          return wrapper(original as (...a: unknown[]) => unknown, this, arguments);
         },
       );
     }
   },
   unpatch(exports) {
-    const redis = redisPrototype(exports);
-    if (redis !== undefined) {
-      unwrapMethod(redis, 'sendCommand');
-      unwrapMethod(redis as Required<Pick<IoredisClient, 'setStatus'>>, 'setStatus');
-      unwrapMethod(redis as Required<Pick<IoredisClient, 'disconnect'>>, 'disconnect');
-    }
-    const cluster = exports.Cluster?.prototype;
-    if (cluster !== undefined) {
-      unwrapMethod(cluster, 'sendCommand');
-      for (const name of CLUSTER_HOUSEKEEPING) unwrapMethod(cluster, name);
-    }
-    const sentinel = exports.SentinelConnector?.prototype;
-    if (sentinel !== undefined) unwrapMethod(sentinel as Required<NonNullable<IoredisModule['SentinelConnector']>['prototype']>, 'connectToSentinel');
-    const pipeline = exports.Pipeline?.prototype;
-    if (pipeline !== undefined) {
-      unwrapMethod(pipeline, 'exec');
-      unwrapMethod(pipeline, 'sendCommand');
-    }
+    for (const [proto, name] of targets(exports)) unwrapMethod(proto, name);
   },
 };

@@ -29,7 +29,7 @@ import type { Instrumentation } from '../instrumentation';
 import type { NodeRedisClient, NodeRedisInternals, NodeRedisQueue, NodeRedisQueuedCommand } from '../internal-types';
 import { logOnce } from '../logger';
 import { optionsOf, type PatchOptions } from '../options';
-import { commandStatement, loggableRedisError, maxStatementLength, positionalFirstKey, type RedisStatementOptions } from '../redis-statement';
+import { batchStatement, commandStatement, loggableRedisError, maxStatementLength, positionalFirstKey, type RedisStatementOptions } from '../redis-statement';
 import { addPeerTags, type TagMap } from '../span';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
@@ -201,16 +201,7 @@ function tracedBatch(original: (...a: unknown[]) => unknown, client: NodeRedisCl
     multi ? 'MULTI' : 'PIPELINE',
     () => {
       const options = optionsOf(PATCH);
-      const max = maxStatementLength(options);
-      const parts: string[] = [];
-      let length = 0;
-      for (const c of commands) {
-        if (length > max) break;
-        const s = statementOf(c.args, options, true);
-        parts.push(s);
-        length += s.length + 2;
-      }
-      return parts.join('; ') + (parts.length < commands.length ? `; [${commands.length - parts.length} more]` : '');
+      return batchStatement(commands, (c) => statementOf(c.args, options, true), maxStatementLength(options));
     },
     () => ({
       command: multi ? 'MULTI' : 'PIPELINE',
