@@ -244,6 +244,15 @@ for (const version of VERSIONS) {
           ['custom set', `GET ${key('s')}`],
         );
       });
+
+      it('gets the command name in lower case, as documented, however the app wrote it', async () => {
+        await redis.call('SET', key('u'), 'v');
+        await redis.call('GET', key('u'));
+        const statements = redisSpans(t).map((s) => String(tag(s, 'db.statement')));
+        // SET reached the serializer as `set`; GET as `get`, which it refuses (the default then applies).
+        assert.strictEqual(statements[0], 'custom set');
+        assert.match(statements[1], /^GET /);
+      });
     });
 
     describe('offline queue', () => {
