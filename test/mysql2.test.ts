@@ -7,10 +7,10 @@ import type { MysqlOptions } from '../src/options';
 import { CANARY, findSecret } from './helpers/canary';
 import { describeClientContract, type CallForm } from './helpers/contract';
 import { closedPort, MYSQL, uniqueName } from './helpers/db';
+import { callbackForm, concurrentCallers, emitterForm, getConnectionForm, q, streamForm, type Cb } from './helpers/mysql';
 import { errorBehind, logs, parentId, spanId, tag, tags, useTracing, waitFor, type JaegerSpan } from './helpers/tracing';
 
 /** What the tests use of mysql2 (its own typings differ between 3.0 and 3.24). */
-type Cb = (err: (Error & { code?: string; errno?: number; sqlState?: string }) | null, rows?: unknown, fields?: unknown) => void;
 interface Command {
   on(event: string, listener: (...args: unknown[]) => void): Command;
   once(event: string, listener: (...args: unknown[]) => void): Command;
@@ -94,27 +94,17 @@ function load(version: Version): { lib: Mysql2; promise: Mysql2Promise } {
 
 const CONFIG = { ...MYSQL };
 
-function callback(resolve: (v: unknown) => void, reject: (e: unknown) => void, observe: () => void): Cb {
-  return (err, rows) => {
-    observe();
-    if (err) reject(err);
-    else resolve(rows);
+/** A `mysql:SELECT` form of the promise API: the rows of `call()`. */
+function promiseForm(name: string, call: () => Promise<[unknown, unknown]>): CallForm {
+  return {
+    name,
+    operationName: 'mysql:SELECT',
+    run: async (observe) => {
+      const [rows] = await call();
+      observe();
+      return rows;
+    },
   };
-}
-
-/** Resolves when an emitter-form command (or its stream) ends; observes each row. */
-function drained(emitter: { on(e: string, l: (...a: unknown[]) => void): unknown }, observe: () => void, rowEvent = 'result'): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    emitter.on(rowEvent, () => observe());
-    emitter.on('error', (err: unknown) => {
-      observe();
-      reject(err);
-    });
-    emitter.on('end', () => {
-      observe();
-      resolve(undefined);
-    });
-  });
 }
 
 function endPool(pool: { end(cb?: (err?: Error) => void): unknown } | undefined): Promise<void> {
@@ -138,47 +128,13 @@ for (const version of VERSIONS) {
     let ppool: PromisePool;
 
     const forms: CallForm[] = [
-      {
-        name: 'connection.query(sql, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT 1 AS x', callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.query(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT ? AS x', [1], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.query(options, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) =>
-          new Promise((resolve, reject) => void connection.query({ sql: 'SELECT ? AS x', values: [2], rowsAsArray: true }, callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.query(sql) emitter',
-        operationName: 'mysql:SELECT',
-        run: (observe) => drained(connection.query('SELECT 1 AS x UNION ALL SELECT 2'), observe),
-      },
-      {
-        name: 'connection.query(sql).stream()',
-        operationName: 'mysql:SELECT',
-        run: (observe) => {
-          const stream = connection.query('SELECT 1 AS x UNION ALL SELECT 2').stream();
-          const done = drained(stream, observe, 'data');
-          stream.resume();
-          return done;
-        },
-      },
-      {
-        name: 'connection.execute(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void connection.execute('SELECT ? AS x', [3], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.execute(sql, values) emitter',
-        operationName: 'mysql:SELECT',
-        run: (observe) => drained(connection.execute('SELECT ? AS x', [4]), observe),
-      },
+      callbackForm('connection.query(sql, callback)', (cb) => connection.query('SELECT 1 AS x', cb)),
+      callbackForm('connection.query(sql, values, callback)', (cb) => connection.query('SELECT ? AS x', [1], cb)),
+      callbackForm('connection.query(options, callback)', (cb) => connection.query({ sql: 'SELECT ? AS x', values: [2], rowsAsArray: true }, cb)),
+      emitterForm('connection.query(sql) emitter', () => connection.query('SELECT 1 AS x UNION ALL SELECT 2')),
+      streamForm(() => connection),
+      callbackForm('connection.execute(sql, values, callback)', (cb) => connection.execute('SELECT ? AS x', [3], cb)),
+      emitterForm('connection.execute(sql, values) emitter', () => connection.execute('SELECT ? AS x', [4])),
       {
         name: 'connection.prepare(sql) + statement.execute(values, callback)',
         operationName: 'mysql:SELECT',
@@ -195,67 +151,14 @@ for (const version of VERSIONS) {
             }),
           ),
       },
-      {
-        name: 'connection.query(bad sql, callback) fails',
-        operationName: 'mysql:SELECT',
-        fails: true,
-        run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT * FROM no_such_table_here', callback(resolve, reject, observe))),
-      },
-      {
-        name: 'pool.query(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void pool.query('SELECT ? AS x', [6], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'pool.query(sql) emitter',
-        operationName: 'mysql:SELECT',
-        run: (observe) => drained(pool.query('SELECT 7 AS x'), observe),
-      },
-      {
-        name: 'pool.execute(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void pool.execute('SELECT ? AS x', [8], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'pool.getConnection + connection.query + release',
-        operationName: 'mysql:SELECT',
-        run: (observe) =>
-          new Promise((resolve, reject) =>
-            pool.getConnection((err, conn) => {
-              observe();
-              if (err) return reject(err);
-              conn.query('SELECT 9 AS x', undefined, (err2, rows) => {
-                observe();
-                conn.release();
-                if (err2) reject(err2);
-                else resolve(rows);
-              });
-            }),
-          ),
-      },
-      {
-        name: 'poolCluster.of(pattern).query(sql, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void cluster.of('*').query('SELECT 10 AS x', callback(resolve, reject, observe))),
-      },
-      {
-        name: 'promise connection.query(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await pconnection.query('SELECT ? AS x', [11]);
-          observe();
-          return rows;
-        },
-      },
-      {
-        name: 'promise connection.execute(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await pconnection.execute('SELECT ? AS x', [12]);
-          observe();
-          return rows;
-        },
-      },
+      callbackForm('connection.query(bad sql, callback) fails', (cb) => connection.query('SELECT * FROM no_such_table_here', cb), true),
+      callbackForm('pool.query(sql, values, callback)', (cb) => pool.query('SELECT ? AS x', [6], cb)),
+      emitterForm('pool.query(sql) emitter', () => pool.query('SELECT 7 AS x')),
+      callbackForm('pool.execute(sql, values, callback)', (cb) => pool.execute('SELECT ? AS x', [8], cb)),
+      getConnectionForm('pool.getConnection + connection.query + release', (cb) => pool.getConnection(cb), 'SELECT 9 AS x'),
+      callbackForm('poolCluster.of(pattern).query(sql, callback)', (cb) => cluster.of('*').query('SELECT 10 AS x', cb)),
+      promiseForm('promise connection.query(sql, values)', () => pconnection.query('SELECT ? AS x', [11])),
+      promiseForm('promise connection.execute(sql, values)', () => pconnection.execute('SELECT ? AS x', [12])),
       {
         name: 'promise connection.prepare + statement.execute',
         operationName: 'mysql:SELECT',
@@ -266,24 +169,8 @@ for (const version of VERSIONS) {
           return rows;
         },
       },
-      {
-        name: 'promise pool.query(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await ppool.query('SELECT ? AS x', [14]);
-          observe();
-          return rows;
-        },
-      },
-      {
-        name: 'promise pool.execute(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await ppool.execute('SELECT ? AS x', [15]);
-          observe();
-          return rows;
-        },
-      },
+      promiseForm('promise pool.query(sql, values)', () => ppool.query('SELECT ? AS x', [14])),
+      promiseForm('promise pool.execute(sql, values)', () => ppool.execute('SELECT ? AS x', [15])),
       {
         name: 'promise pool.getConnection + connection.execute + release',
         operationName: 'mysql:SELECT',
@@ -356,9 +243,6 @@ for (const version of VERSIONS) {
         await new Promise<void>((resolve) => conn.end(() => resolve()));
       });
 
-      function q(c: Connection | Pool, sql: string, values?: unknown[]): Promise<unknown> {
-        return new Promise((resolve, reject) => void c.query(sql, values ?? [], (err, rows) => (err ? reject(err) : resolve(rows))));
-      }
       function mysqlSpans(): JaegerSpan[] {
         return t.spans().filter((s) => tag(s, 'component') === 'mysql2');
       }
@@ -414,26 +298,16 @@ for (const version of VERSIONS) {
         it(`a pool of 1 with 20 concurrent callers (${api} API): one span each, under its own caller's span; no span for the pool's handshake`, async () => {
           const one = lib.createPool({ ...CONFIG, connectionLimit: 1 });
           const pone = api === 'promise' ? (one as unknown as { promise(): PromisePool }).promise() : undefined;
-          const parents: Span[] = [];
-          const seen: Array<[Span, Span | undefined]> = [];
-          await Promise.all(
-            Array.from({ length: 20 }, (_, i) => {
-              const parent = t.tracer.startSpan(`caller-${i}`);
-              parents.push(parent);
-              return spanInContext(parent, async () => {
-                if (pone !== undefined) {
-                  if (i % 2 === 0) await pone.query('SELECT ? AS i, SLEEP(0.005)', [i]);
-                  else await pone.execute('SELECT ? AS i', [i]);
-                } else if (i % 2 === 0) {
-                  await q(one, 'SELECT ? AS i, SLEEP(0.005)', [i]);
-                } else {
-                  await new Promise((resolve, reject) => void one.execute('SELECT ? AS i', [i], (err, rows) => (err ? reject(err) : resolve(rows))));
-                }
-                seen.push([parent, getCurrentSpan()]);
-                parent.finish();
-              });
-            }),
-          );
+          const { parents, seen } = await concurrentCallers(t.tracer, 20, async (i) => {
+            if (pone !== undefined) {
+              if (i % 2 === 0) await pone.query('SELECT ? AS i, SLEEP(0.005)', [i]);
+              else await pone.execute('SELECT ? AS i', [i]);
+            } else if (i % 2 === 0) {
+              await q(one, 'SELECT ? AS i, SLEEP(0.005)', [i]);
+            } else {
+              await new Promise((resolve, reject) => void one.execute('SELECT ? AS i', [i], (err, rows) => (err ? reject(err) : resolve(rows))));
+            }
+          });
           await endPool(one);
           const spans = mysqlSpans();
           assert.strictEqual(spans.length, 20);
