@@ -2,9 +2,9 @@
 import assert from 'assert';
 import { CANARY, findSecret } from './helpers/canary';
 import { describeClientContract, type CallForm } from './helpers/contract';
-import { closedPort, MYSQL, uniqueName } from './helpers/db';
-import { callbackForm, concurrentCallers, emitterForm, getConnectionForm, q, streamForm, type Cb } from './helpers/mysql';
-import { errorBehind, logs, parentId, spanId, tag, tags, useTracing, type JaegerSpan } from './helpers/tracing';
+import { closedPort, MYSQL } from './helpers/db';
+import { callbackForm, concurrentCallers, emitterForm, getConnectionForm, ownTags, q, selectTags, streamForm, useTracedTable, type Cb } from './helpers/mysql';
+import { errorBehind, logs, parentId, spanId, tag } from './helpers/tracing';
 
 interface Query {
   on(event: string, listener: (...args: unknown[]) => void): Query;
@@ -89,37 +89,13 @@ describe('mysql (mysqljs) 2.x', () => {
 
   describe('spans, context and errors', function () {
     this.timeout(30000);
-    const t = useTracing(['mysql']);
-    let table: string;
-    let conn: Connection;
-    before(async () => {
-      table = uniqueName('ot_mysql');
-      conn = mysql.createConnection(CONFIG);
-      await q(conn, `CREATE TABLE ${table} (id INT PRIMARY KEY, secret VARCHAR(100) UNIQUE)`);
-    });
-    after(async () => {
-      await q(conn, `DROP TABLE IF EXISTS ${table}`);
-      await end(conn);
-    });
-    function mysqlSpans(): JaegerSpan[] {
-      return t.spans().filter((s) => tag(s, 'component') === 'mysql');
-    }
+    const { t, db, mysqlSpans } = useTracedTable('mysql', () => mysql.createConnection(CONFIG));
 
     it('tags: db.type, db.instance, db.user, db.statement with literals masked, peer.*', async () => {
-      await q(conn, "SELECT 'a literal' AS s, 42 AS n, ? AS p", ['given']);
+      await q(db.conn, "SELECT 'a literal' AS s, 42 AS n, ? AS p", ['given']);
       const [span] = mysqlSpans();
       assert.strictEqual(span.operationName, 'mysql:SELECT');
-      const own = Object.fromEntries(Object.entries(tags(span)).filter(([k]) => !k.startsWith('sampler.')));
-      assert.deepStrictEqual(own, {
-        'span.kind': 'client',
-        component: 'mysql',
-        'db.type': 'sql',
-        'db.instance': MYSQL.database,
-        'db.user': MYSQL.user,
-        'db.statement': 'SELECT ? AS s, ? AS n, ? AS p',
-        'peer.ipv4': MYSQL.host,
-        'peer.port': MYSQL.port,
-      });
+      assert.deepStrictEqual(ownTags(span), selectTags('mysql'));
     });
 
     it('a pool of 1 with 20 concurrent callers: one span each, under its own caller\'s span; no span for the pool\'s ping', async () => {
@@ -133,13 +109,13 @@ describe('mysql (mysqljs) 2.x', () => {
     });
 
     it('errors: the app gets mysql\'s own error; the span logs it with values and literals redacted', async () => {
-      await q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [1, CANARY]);
+      await q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [1, CANARY]);
       t.clear();
       const errors: Array<Error & { code?: string; errno?: number; sqlState?: string }> = [];
       for (const run of [
-        () => q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [2, CANARY]),
-        () => q(conn, `INSERT INTO ${table} (id, secret) VALUES (3, '${CANARY}')`),
-        () => q(conn, 'SELECT FROM WHERE ?', [CANARY]),
+        () => q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [2, CANARY]),
+        () => q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (3, '${CANARY}')`),
+        () => q(db.conn, 'SELECT FROM WHERE ?', [CANARY]),
       ]) {
         await run().then(
           () => assert.fail('expected an error'),

@@ -6,6 +6,8 @@
 import type { Span, Tracer } from 'opentracing';
 import { getCurrentSpan, spanInContext } from '../../src';
 import type { CallForm } from './contract';
+import { MYSQL, uniqueName } from './db';
+import { tag, tags, useTracing, type JaegerSpan, type TestTracer } from './tracing';
 
 /** A mysql or mysql2 query callback. */
 export type Cb = (err: (Error & { code?: string; errno?: number; sqlState?: string; sql?: string }) | null, rows?: unknown, fields?: unknown) => void;
@@ -18,6 +20,9 @@ interface Queryable {
 }
 interface Streamable {
   query(sql: string): { stream(options?: object): NodeJS.ReadableStream };
+}
+interface Endable {
+  end(cb?: (err?: Error) => void): unknown;
 }
 interface Releasable extends Queryable {
   release(): void;
@@ -120,4 +125,48 @@ export async function concurrentCallers(tracer: Tracer, n: number, call: (i: num
     }),
   );
   return { parents, seen };
+}
+
+/**
+ * In the calling `describe`: tracing with `patch` on, and a connection with a
+ * table of its own (`id INT PRIMARY KEY, secret VARCHAR(100) UNIQUE`),
+ * created by `before` hooks (`setUp` first) and dropped and closed after.
+ */
+export function useTracedTable<C extends Queryable & Endable>(
+  patch: 'mysql' | 'mysql2',
+  connect: () => C,
+  setUp?: () => void,
+): { t: TestTracer; db: { table: string; conn: C }; mysqlSpans(): JaegerSpan[] } {
+  const t = useTracing([patch]);
+  const db = {} as { table: string; conn: C };
+  before(async () => {
+    setUp?.();
+    db.table = uniqueName(`ot_${patch}`);
+    db.conn = connect();
+    await q(db.conn, `CREATE TABLE ${db.table} (id INT PRIMARY KEY, secret VARCHAR(100) UNIQUE)`);
+  });
+  after(async () => {
+    await q(db.conn, `DROP TABLE IF EXISTS ${db.table}`);
+    await new Promise<void>((resolve) => db.conn.end(() => resolve()));
+  });
+  return { t, db, mysqlSpans: () => t.spans().filter((s) => tag(s, 'component') === patch) };
+}
+
+/** A span's tags but the sampler's. */
+export function ownTags(span: JaegerSpan): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(tags(span)).filter(([k]) => !k.startsWith('sampler.')));
+}
+
+/** The tags of a `mysql`/`mysql2` span of `SELECT 'a literal' AS s, 42 AS n, ? AS p`. */
+export function selectTags(component: 'mysql' | 'mysql2'): Record<string, unknown> {
+  return {
+    'span.kind': 'client',
+    component,
+    'db.type': 'sql',
+    'db.instance': MYSQL.database,
+    'db.user': MYSQL.user,
+    'db.statement': 'SELECT ? AS s, ? AS n, ? AS p',
+    'peer.ipv4': MYSQL.host,
+    'peer.port': MYSQL.port,
+  };
 }
