@@ -16,6 +16,7 @@ import { request } from './helpers/requests';
 import { runAppWith } from './helpers/run-app';
 import { startHttpServer, type TestServer } from './helpers/servers';
 import { createTestTracer, waitFor, type TestTracer } from './helpers/tracing';
+import { unhandledDuring as unhandledFrom } from './helpers/unhandled';
 
 /** An async hook that fails, and a plain one that returns a rejected promise. */
 const hookKinds = {
@@ -25,26 +26,8 @@ const hookKinds = {
   '() => Promise.reject()': (): Promise<void> => Promise.reject(new Error('hook promise rejected')),
 };
 
-/**
- * Runs `fn` with mocha's unhandledRejection listeners set aside, lets a few
- * turns pass once it has settled, and returns the rejections nobody handled.
- */
-async function unhandledDuring(fn: () => Promise<void>): Promise<unknown[]> {
-  const saved = process.listeners('unhandledRejection');
-  process.removeAllListeners('unhandledRejection');
-  const seen: unknown[] = [];
-  const listener = (reason: unknown): void => void seen.push(reason);
-  process.on('unhandledRejection', listener);
-  try {
-    await fn();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await new Promise((resolve) => setImmediate(resolve));
-  } finally {
-    process.removeListener('unhandledRejection', listener);
-    for (const l of saved) process.on('unhandledRejection', l);
-  }
-  return seen;
-}
+/** The rejections nobody handled while `fn` ran (one more event-loop turn after the 50 ms). */
+const unhandledDuring = (fn: () => Promise<void>): Promise<unknown[]> => unhandledFrom(fn, { thenImmediate: true });
 
 function hooked(patch: PatchName, hook: () => Promise<void>): Omit<InstrumentationOptions, 'tracer'> {
   return { [patch]: { requestHook: hook, responseHook: hook } };

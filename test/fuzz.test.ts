@@ -12,34 +12,12 @@
  * `FUZZ_SEED` (default: random, printed on failure) change the run.
  */
 import assert from 'assert';
-import { fork, type ChildProcess } from 'child_process';
-import * as http from 'http';
-import * as path from 'path';
+import type { JaegerFuzzStats } from './helpers/fuzz-app';
+import { assertNothingLost, fuzzRequests, heapNote, int, MAX_HEAP_GROWTH, mb, pick, prng, REPLAY, REQUESTS, SEED, useFuzzChild, WARM_UP, type Rand } from './helpers/fuzz';
 import { record } from './helpers/reliability';
 
-const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10000);
-const WARM_UP = 1000;
-const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-/** Heap growth allowed between the warm-up and the end (after full GCs). */
-const MAX_HEAP_GROWTH = 4 * 1024 * 1024;
 /** Node's default `maxHeaderSize`: a larger header block is answered 431 by Node's parser. */
 const NODE_HEADER_LIMIT = 16 * 1024;
-
-/** mulberry32: a small seeded PRNG, so that a failing run can be replayed with FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Rand = () => number;
-const int = (r: Rand, min: number, max: number): number => min + Math.floor(r() * (max - min + 1));
-const pick = <T>(r: Rand, items: readonly T[]): T => items[Math.floor(r() * items.length)];
 
 const HEX = '0123456789abcdefABCDEF';
 /** Every character Node lets a client put in a header value: tab, visible ASCII, space, and bytes 0x80-0xFF. */
@@ -147,141 +125,34 @@ function hostileHeaders(r: Rand, host: string): { headers: string[]; trusted: bo
   return { headers, trusted, oversized: size > NODE_HEADER_LIMIT - 1024 };
 }
 
-interface ChildStats {
-  handled: number;
-  trusted: number;
-  untrusted: number;
-  untrustedForcing: number;
-  untrustedBaggage: number;
-  noServerSpan: number;
-  handlerExceptions: number;
-  uncaught: string[];
-  downstreamErrors: string[];
-  untrustedViolations: string[];
-  baggageOverBounds: string[];
-  maxDownstreamBaggageBytes: number;
-  maxDownstreamBaggageItems: number;
-  heapBaseline: number;
-  heapEnd: number;
-  spansStarted: number;
-  spansFinished: number;
-  doubleFinished: number;
-}
-
-function message<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (msg: Record<string, unknown>): void => {
-      if (key in msg) {
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        resolve(msg[key] as T);
-      }
-    };
-    const onExit = (code: number | null, signal: string | null): void => reject(new Error(`the application exited (${code ?? signal}) waiting for ${key}`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
 describe(`hostile trace headers: ${REQUESTS} fuzzed requests to the server patch (seed ${SEED})`, () => {
-  let child: ChildProcess;
-  let port: number;
-  let stderr = '';
-  before(async function () {
-    this.timeout(60000);
-    child = fork(path.join(__dirname, 'fuzz', 'server-child.ts'), [], {
-      execArgv: ['--expose-gc', '-r', 'ts-node/register'],
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true', TS_NODE_PROJECT: path.join(__dirname, '..', 'tsconfig.json') },
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-    });
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    port = await message<number>(child, 'port');
-  });
-  after(async () => {
-    if (child.exitCode === null && child.connected) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send('exit');
-      await exited;
-    }
-  });
+  const app = useFuzzChild('server-child.ts');
 
   it('nothing crashes, nothing reaches the app, the heap stays flat, untrusted callers change nothing', async function () {
     this.timeout(300000);
     const r = prng(SEED);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-    const host = `127.0.0.1:${port}`;
-    const outcome = { ok: 0, refusedByNode: 0, lost: [] as string[], oversized: 0, trusted: 0 };
+    const host = `127.0.0.1:${app.port}`;
+    const fuzzed = await fuzzRequests<JaegerFuzzStats>(app, {
+      pathPrefix: '/f/',
+      badRequestIsNodes: true,
+      next: () => hostileHeaders(r, host),
+    });
+    const { outcome, stats, ms, growth } = fuzzed;
 
-    function send(i: number): Promise<void> {
-      const { headers, trusted, oversized } = hostileHeaders(r, host);
-      if (oversized) outcome.oversized++;
-      if (trusted) outcome.trusted++;
-      return new Promise((resolve) => {
-        let req: http.ClientRequest;
-        try {
-          req = http.request({ host: '127.0.0.1', port, path: `/f/${i}`, headers, agent });
-        } catch (err) {
-          outcome.lost.push(`request ${i}: the test's own client refused its headers (${(err as Error).message})`);
-          resolve();
-          return;
-        }
-        req.on('response', (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode === 200) outcome.ok++;
-            else if ((res.statusCode === 431 && oversized) || res.statusCode === 400) outcome.refusedByNode++;
-            else outcome.lost.push(`request ${i}: status ${res.statusCode}`);
-            resolve();
-          });
-        });
-        req.on('error', (err) => {
-          // Node's parser answers 431 and closes; a request written meanwhile on that socket is reset.
-          if (oversized) outcome.refusedByNode++;
-          else outcome.lost.push(`request ${i}: ${err.message}`);
-          resolve();
-        });
-        req.end();
-      });
-    }
-
-    async function run(from: number, count: number): Promise<void> {
-      let next = from;
-      const worker = async (): Promise<void> => {
-        while (next < from + count) await send(next++);
-      };
-      await Promise.all(Array.from({ length: 16 }, worker));
-    }
-
-    const started = Date.now();
-    await run(0, WARM_UP);
-    child.send('baseline');
-    await message<number>(child, 'baseline');
-    await run(WARM_UP, REQUESTS);
-    const ms = Date.now() - started;
-    agent.destroy();
-    child.send('report');
-    const stats = await message<ChildStats>(child, 'stats');
-    const growth = stats.heapEnd - stats.heapBaseline;
-    const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(2)} MB`;
-    const replay = `(replay with FUZZ_SEED=${SEED})`;
-
-    assert.deepStrictEqual(outcome.lost.slice(0, 10), [], `${outcome.lost.length} requests lost ${replay}`);
-    assert.deepStrictEqual(stats.uncaught.slice(0, 5), [], `exceptions reached the process ${replay}\n${stderr}`);
-    assert.strictEqual(stats.handlerExceptions, 0, `exceptions reached the handler ${replay}`);
-    assert.deepStrictEqual(stats.downstreamErrors.slice(0, 5), [], `downstream calls failed ${replay}`);
+    assertNothingLost(fuzzed, app.stderr);
     assert.strictEqual(stats.handled, outcome.ok, 'requests answered 200 != requests the handler saw');
     assert.strictEqual(stats.noServerSpan, 0, 'a request without its server span');
-    assert.deepStrictEqual(stats.untrustedViolations.slice(0, 5), [], `untrusted callers forced sampling or planted baggage ${replay}`);
-    assert.deepStrictEqual(stats.baggageOverBounds.slice(0, 5), [], `baggage beyond the bounds went downstream ${replay}`);
+    assert.deepStrictEqual(stats.untrustedViolations.slice(0, 5), [], `untrusted callers forced sampling or planted baggage ${REPLAY}`);
+    assert.deepStrictEqual(stats.baggageOverBounds.slice(0, 5), [], `baggage beyond the bounds went downstream ${REPLAY}`);
     assert.strictEqual(stats.doubleFinished, 0);
     assert.strictEqual(stats.spansFinished, stats.spansStarted, 'spans left unfinished');
     assert.ok(stats.untrustedForcing > 100 && stats.untrustedBaggage > 100, 'the fuzzer did not try forcing enough');
-    assert.ok(growth < MAX_HEAP_GROWTH, `heap grew by ${mb(growth)} over ${REQUESTS} requests ${replay}`);
+    assert.ok(growth < MAX_HEAP_GROWTH, `heap grew by ${mb(growth)} over ${REQUESTS} requests ${REPLAY}`);
 
     const total = WARM_UP + REQUESTS;
     const notes = [
       `seed ${SEED}; ${total} requests in ${ms} ms (${WARM_UP} warm-up); ${outcome.ok} handled, ${outcome.refusedByNode} refused by Node's own parser before any application code (oversized headers, 431)`,
-      `heap after full GCs (child run with --expose-gc): ${mb(stats.heapBaseline)} after the warm-up, ${mb(stats.heapEnd)} after ${REQUESTS} more requests (${growth >= 0 ? '+' : ''}${mb(growth)})`,
+      heapNote(fuzzed),
       `largest baggage forwarded downstream: ${stats.maxDownstreamBaggageItems} entries, ${stats.maxDownstreamBaggageBytes} bytes`,
     ];
     record('hostile.fuzz', {

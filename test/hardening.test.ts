@@ -16,29 +16,13 @@ import { request } from './helpers/requests';
 import { runAppWith } from './helpers/run-app';
 import { startHttpServer, type TestServer } from './helpers/servers';
 import { createTestTracer, tag, waitFor, type TestTracer } from './helpers/tracing';
+import { unhandledDuring } from './helpers/unhandled';
 
 /** A tracer whose startSpan returns `value` (inject and extract: OpenTracing's no-ops). */
 function tracerReturning(value: unknown): Tracer {
   const tracer = new NoopTracer();
   tracer.startSpan = (() => value) as unknown as Tracer['startSpan'];
   return tracer;
-}
-
-/** Runs `fn` with mocha's unhandledRejection listeners set aside; the rejections nobody handled. */
-async function unhandledDuring(fn: () => Promise<void>): Promise<unknown[]> {
-  const saved = process.listeners('unhandledRejection');
-  process.removeAllListeners('unhandledRejection');
-  const seen: unknown[] = [];
-  const listener = (reason: unknown): void => void seen.push(reason);
-  process.on('unhandledRejection', listener);
-  try {
-    await fn();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  } finally {
-    process.removeListener('unhandledRejection', listener);
-    for (const l of saved) process.on('unhandledRejection', l);
-  }
-  return seen;
 }
 
 describe('a tracer whose startSpan returns no span: calls go on untraced', () => {

@@ -1,13 +1,11 @@
 /* eslint-disable @typescript-eslint/no-require-imports */
 import assert from 'assert';
-import type { Span } from 'opentracing';
-import { getCurrentSpan, spanInContext } from '../src';
 import { CANARY, findSecret } from './helpers/canary';
 import { describeClientContract, type CallForm } from './helpers/contract';
-import { closedPort, MYSQL, uniqueName } from './helpers/db';
-import { errorBehind, logs, parentId, spanId, tag, tags, useTracing, type JaegerSpan } from './helpers/tracing';
+import { closedPort, MYSQL } from './helpers/db';
+import { callbackForm, concurrentCallers, emitterForm, getConnectionForm, ownTags, q, selectTags, streamForm, useTracedTable, type Cb } from './helpers/mysql';
+import { errorBehind, logs, parentId, spanId, tag } from './helpers/tracing';
 
-type Cb = (err: (Error & { code?: string; errno?: number; sqlState?: string; sql?: string }) | null, rows?: unknown) => void;
 interface Query {
   on(event: string, listener: (...args: unknown[]) => void): Query;
   stream(options?: object): NodeJS.ReadableStream;
@@ -37,34 +35,8 @@ interface Mysql {
 const mysql = require('mysql') as Mysql;
 const CONFIG = { ...MYSQL };
 
-function callback(resolve: (v: unknown) => void, reject: (e: unknown) => void, observe: () => void): Cb {
-  return (err, rows) => {
-    observe();
-    if (err) reject(err);
-    else resolve(rows);
-  };
-}
-
-function drained(emitter: { on(e: string, l: (...a: unknown[]) => void): unknown }, observe: () => void, rowEvent = 'result'): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    emitter.on(rowEvent, () => observe());
-    emitter.on('error', (err: unknown) => {
-      observe();
-      reject(err);
-    });
-    emitter.on('end', () => {
-      observe();
-      resolve(undefined);
-    });
-  });
-}
-
 function end(x: { end(cb?: (err?: Error) => void): void }): Promise<void> {
   return new Promise((resolve) => x.end(() => resolve()));
-}
-
-function q(c: Connection | Pool, sql: string, values?: unknown[]): Promise<unknown> {
-  return new Promise((resolve, reject) => void c.query(sql, values ?? [], (err, rows) => (err ? reject(err) : resolve(rows))));
 }
 
 describe('mysql (mysqljs) 2.x', () => {
@@ -73,91 +45,17 @@ describe('mysql (mysqljs) 2.x', () => {
   let cluster: PoolCluster;
 
   const forms: CallForm[] = [
-    {
-      name: 'connection.query(sql, callback)',
-      operationName: 'mysql:SELECT',
-      run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT 1 AS x', callback(resolve, reject, observe))),
-    },
-    {
-      name: 'connection.query(sql, values, callback)',
-      operationName: 'mysql:SELECT',
-      run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT ? AS x', [1], callback(resolve, reject, observe))),
-    },
-    {
-      name: 'connection.query(options, callback)',
-      operationName: 'mysql:SELECT',
-      run: (observe) => new Promise((resolve, reject) => void connection.query({ sql: 'SELECT ? AS x', values: [2], timeout: 5000 }, callback(resolve, reject, observe))),
-    },
-    {
-      name: 'connection.query(sql) emitter',
-      operationName: 'mysql:SELECT',
-      run: (observe) => drained(connection.query('SELECT 1 AS x UNION ALL SELECT 2'), observe),
-    },
-    {
-      name: 'connection.query(sql).stream()',
-      operationName: 'mysql:SELECT',
-      run: (observe) => {
-        const stream = connection.query('SELECT 1 AS x UNION ALL SELECT 2').stream();
-        const done = drained(stream, observe, 'data');
-        stream.resume();
-        return done;
-      },
-    },
-    {
-      name: 'connection.query(bad sql, callback) fails',
-      operationName: 'mysql:SELECT',
-      fails: true,
-      run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT * FROM no_such_table_here', callback(resolve, reject, observe))),
-    },
-    {
-      name: 'pool.query(sql, values, callback)',
-      operationName: 'mysql:SELECT',
-      run: (observe) => new Promise((resolve, reject) => void pool.query('SELECT ? AS x', [3], callback(resolve, reject, observe))),
-    },
-    {
-      name: 'pool.query(sql) emitter',
-      operationName: 'mysql:SELECT',
-      run: (observe) => drained(pool.query('SELECT 4 AS x'), observe),
-    },
-    {
-      name: 'pool.getConnection + connection.query + release',
-      operationName: 'mysql:SELECT',
-      run: (observe) =>
-        new Promise((resolve, reject) =>
-          pool.getConnection((err, conn) => {
-            observe();
-            if (err) return reject(err);
-            conn.query('SELECT 5 AS x', undefined, (err2, rows) => {
-              observe();
-              conn.release();
-              if (err2) reject(err2);
-              else resolve(rows);
-            });
-          }),
-        ),
-    },
-    {
-      name: 'poolCluster.of(pattern).query(sql, callback)',
-      operationName: 'mysql:SELECT',
-      run: (observe) => new Promise((resolve, reject) => void cluster.of('*').query('SELECT 6 AS x', callback(resolve, reject, observe))),
-    },
-    {
-      name: 'poolCluster.getConnection + connection.query + release',
-      operationName: 'mysql:SELECT',
-      run: (observe) =>
-        new Promise((resolve, reject) =>
-          cluster.getConnection('*', (err, conn) => {
-            observe();
-            if (err) return reject(err);
-            conn.query('SELECT 7 AS x', undefined, (err2, rows) => {
-              observe();
-              conn.release();
-              if (err2) reject(err2);
-              else resolve(rows);
-            });
-          }),
-        ),
-    },
+    callbackForm('connection.query(sql, callback)', (cb) => connection.query('SELECT 1 AS x', cb)),
+    callbackForm('connection.query(sql, values, callback)', (cb) => connection.query('SELECT ? AS x', [1], cb)),
+    callbackForm('connection.query(options, callback)', (cb) => connection.query({ sql: 'SELECT ? AS x', values: [2], timeout: 5000 }, cb)),
+    emitterForm('connection.query(sql) emitter', () => connection.query('SELECT 1 AS x UNION ALL SELECT 2')),
+    streamForm(() => connection),
+    callbackForm('connection.query(bad sql, callback) fails', (cb) => connection.query('SELECT * FROM no_such_table_here', cb), true),
+    callbackForm('pool.query(sql, values, callback)', (cb) => pool.query('SELECT ? AS x', [3], cb)),
+    emitterForm('pool.query(sql) emitter', () => pool.query('SELECT 4 AS x')),
+    getConnectionForm('pool.getConnection + connection.query + release', (cb) => pool.getConnection(cb), 'SELECT 5 AS x'),
+    callbackForm('poolCluster.of(pattern).query(sql, callback)', (cb) => cluster.of('*').query('SELECT 6 AS x', cb)),
+    getConnectionForm('poolCluster.getConnection + connection.query + release', (cb) => cluster.getConnection('*', cb), 'SELECT 7 AS x'),
   ];
 
   describeClientContract({
@@ -191,54 +89,18 @@ describe('mysql (mysqljs) 2.x', () => {
 
   describe('spans, context and errors', function () {
     this.timeout(30000);
-    const t = useTracing(['mysql']);
-    let table: string;
-    let conn: Connection;
-    before(async () => {
-      table = uniqueName('ot_mysql');
-      conn = mysql.createConnection(CONFIG);
-      await q(conn, `CREATE TABLE ${table} (id INT PRIMARY KEY, secret VARCHAR(100) UNIQUE)`);
-    });
-    after(async () => {
-      await q(conn, `DROP TABLE IF EXISTS ${table}`);
-      await end(conn);
-    });
-    function mysqlSpans(): JaegerSpan[] {
-      return t.spans().filter((s) => tag(s, 'component') === 'mysql');
-    }
+    const { t, db, mysqlSpans } = useTracedTable('mysql', () => mysql.createConnection(CONFIG));
 
     it('tags: db.type, db.instance, db.user, db.statement with literals masked, peer.*', async () => {
-      await q(conn, "SELECT 'a literal' AS s, 42 AS n, ? AS p", ['given']);
+      await q(db.conn, "SELECT 'a literal' AS s, 42 AS n, ? AS p", ['given']);
       const [span] = mysqlSpans();
       assert.strictEqual(span.operationName, 'mysql:SELECT');
-      const own = Object.fromEntries(Object.entries(tags(span)).filter(([k]) => !k.startsWith('sampler.')));
-      assert.deepStrictEqual(own, {
-        'span.kind': 'client',
-        component: 'mysql',
-        'db.type': 'sql',
-        'db.instance': MYSQL.database,
-        'db.user': MYSQL.user,
-        'db.statement': 'SELECT ? AS s, ? AS n, ? AS p',
-        'peer.ipv4': MYSQL.host,
-        'peer.port': MYSQL.port,
-      });
+      assert.deepStrictEqual(ownTags(span), selectTags('mysql'));
     });
 
     it('a pool of 1 with 20 concurrent callers: one span each, under its own caller\'s span; no span for the pool\'s ping', async () => {
       const one = mysql.createPool({ ...CONFIG, connectionLimit: 1 });
-      const parents: Span[] = [];
-      const seen: Array<[Span, Span | undefined]> = [];
-      await Promise.all(
-        Array.from({ length: 20 }, (_, i) => {
-          const parent = t.tracer.startSpan(`caller-${i}`);
-          parents.push(parent);
-          return spanInContext(parent, async () => {
-            await q(one, 'SELECT ? AS i, SLEEP(0.005)', [i]);
-            seen.push([parent, getCurrentSpan()]);
-            parent.finish();
-          });
-        }),
-      );
+      const { parents, seen } = await concurrentCallers(t.tracer, 20, (i) => q(one, 'SELECT ? AS i, SLEEP(0.005)', [i]));
       await end(one);
       const spans = mysqlSpans();
       assert.strictEqual(spans.length, 20);
@@ -247,13 +109,13 @@ describe('mysql (mysqljs) 2.x', () => {
     });
 
     it('errors: the app gets mysql\'s own error; the span logs it with values and literals redacted', async () => {
-      await q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [1, CANARY]);
+      await q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [1, CANARY]);
       t.clear();
       const errors: Array<Error & { code?: string; errno?: number; sqlState?: string }> = [];
       for (const run of [
-        () => q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [2, CANARY]),
-        () => q(conn, `INSERT INTO ${table} (id, secret) VALUES (3, '${CANARY}')`),
-        () => q(conn, 'SELECT FROM WHERE ?', [CANARY]),
+        () => q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [2, CANARY]),
+        () => q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (3, '${CANARY}')`),
+        () => q(db.conn, 'SELECT FROM WHERE ?', [CANARY]),
       ]) {
         await run().then(
           () => assert.fail('expected an error'),

@@ -6,11 +6,11 @@ import { patchModuleAs } from '../src/patcher';
 import type { MysqlOptions } from '../src/options';
 import { CANARY, findSecret } from './helpers/canary';
 import { describeClientContract, type CallForm } from './helpers/contract';
-import { closedPort, MYSQL, uniqueName } from './helpers/db';
-import { errorBehind, logs, parentId, spanId, tag, tags, useTracing, waitFor, type JaegerSpan } from './helpers/tracing';
+import { closedPort, MYSQL } from './helpers/db';
+import { callbackForm, concurrentCallers, emitterForm, getConnectionForm, ownTags, q, selectTags, streamForm, useTracedTable, type Cb } from './helpers/mysql';
+import { errorBehind, logs, parentId, spanId, tag, waitFor } from './helpers/tracing';
 
 /** What the tests use of mysql2 (its own typings differ between 3.0 and 3.24). */
-type Cb = (err: (Error & { code?: string; errno?: number; sqlState?: string }) | null, rows?: unknown, fields?: unknown) => void;
 interface Command {
   on(event: string, listener: (...args: unknown[]) => void): Command;
   once(event: string, listener: (...args: unknown[]) => void): Command;
@@ -94,27 +94,17 @@ function load(version: Version): { lib: Mysql2; promise: Mysql2Promise } {
 
 const CONFIG = { ...MYSQL };
 
-function callback(resolve: (v: unknown) => void, reject: (e: unknown) => void, observe: () => void): Cb {
-  return (err, rows) => {
-    observe();
-    if (err) reject(err);
-    else resolve(rows);
+/** A `mysql:SELECT` form of the promise API: the rows of `call()`. */
+function promiseForm(name: string, call: () => Promise<[unknown, unknown]>): CallForm {
+  return {
+    name,
+    operationName: 'mysql:SELECT',
+    run: async (observe) => {
+      const [rows] = await call();
+      observe();
+      return rows;
+    },
   };
-}
-
-/** Resolves when an emitter-form command (or its stream) ends; observes each row. */
-function drained(emitter: { on(e: string, l: (...a: unknown[]) => void): unknown }, observe: () => void, rowEvent = 'result'): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    emitter.on(rowEvent, () => observe());
-    emitter.on('error', (err: unknown) => {
-      observe();
-      reject(err);
-    });
-    emitter.on('end', () => {
-      observe();
-      resolve(undefined);
-    });
-  });
 }
 
 function endPool(pool: { end(cb?: (err?: Error) => void): unknown } | undefined): Promise<void> {
@@ -138,47 +128,13 @@ for (const version of VERSIONS) {
     let ppool: PromisePool;
 
     const forms: CallForm[] = [
-      {
-        name: 'connection.query(sql, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT 1 AS x', callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.query(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT ? AS x', [1], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.query(options, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) =>
-          new Promise((resolve, reject) => void connection.query({ sql: 'SELECT ? AS x', values: [2], rowsAsArray: true }, callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.query(sql) emitter',
-        operationName: 'mysql:SELECT',
-        run: (observe) => drained(connection.query('SELECT 1 AS x UNION ALL SELECT 2'), observe),
-      },
-      {
-        name: 'connection.query(sql).stream()',
-        operationName: 'mysql:SELECT',
-        run: (observe) => {
-          const stream = connection.query('SELECT 1 AS x UNION ALL SELECT 2').stream();
-          const done = drained(stream, observe, 'data');
-          stream.resume();
-          return done;
-        },
-      },
-      {
-        name: 'connection.execute(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void connection.execute('SELECT ? AS x', [3], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'connection.execute(sql, values) emitter',
-        operationName: 'mysql:SELECT',
-        run: (observe) => drained(connection.execute('SELECT ? AS x', [4]), observe),
-      },
+      callbackForm('connection.query(sql, callback)', (cb) => connection.query('SELECT 1 AS x', cb)),
+      callbackForm('connection.query(sql, values, callback)', (cb) => connection.query('SELECT ? AS x', [1], cb)),
+      callbackForm('connection.query(options, callback)', (cb) => connection.query({ sql: 'SELECT ? AS x', values: [2], rowsAsArray: true }, cb)),
+      emitterForm('connection.query(sql) emitter', () => connection.query('SELECT 1 AS x UNION ALL SELECT 2')),
+      streamForm(() => connection),
+      callbackForm('connection.execute(sql, values, callback)', (cb) => connection.execute('SELECT ? AS x', [3], cb)),
+      emitterForm('connection.execute(sql, values) emitter', () => connection.execute('SELECT ? AS x', [4])),
       {
         name: 'connection.prepare(sql) + statement.execute(values, callback)',
         operationName: 'mysql:SELECT',
@@ -195,67 +151,14 @@ for (const version of VERSIONS) {
             }),
           ),
       },
-      {
-        name: 'connection.query(bad sql, callback) fails',
-        operationName: 'mysql:SELECT',
-        fails: true,
-        run: (observe) => new Promise((resolve, reject) => void connection.query('SELECT * FROM no_such_table_here', callback(resolve, reject, observe))),
-      },
-      {
-        name: 'pool.query(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void pool.query('SELECT ? AS x', [6], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'pool.query(sql) emitter',
-        operationName: 'mysql:SELECT',
-        run: (observe) => drained(pool.query('SELECT 7 AS x'), observe),
-      },
-      {
-        name: 'pool.execute(sql, values, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void pool.execute('SELECT ? AS x', [8], callback(resolve, reject, observe))),
-      },
-      {
-        name: 'pool.getConnection + connection.query + release',
-        operationName: 'mysql:SELECT',
-        run: (observe) =>
-          new Promise((resolve, reject) =>
-            pool.getConnection((err, conn) => {
-              observe();
-              if (err) return reject(err);
-              conn.query('SELECT 9 AS x', undefined, (err2, rows) => {
-                observe();
-                conn.release();
-                if (err2) reject(err2);
-                else resolve(rows);
-              });
-            }),
-          ),
-      },
-      {
-        name: 'poolCluster.of(pattern).query(sql, callback)',
-        operationName: 'mysql:SELECT',
-        run: (observe) => new Promise((resolve, reject) => void cluster.of('*').query('SELECT 10 AS x', callback(resolve, reject, observe))),
-      },
-      {
-        name: 'promise connection.query(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await pconnection.query('SELECT ? AS x', [11]);
-          observe();
-          return rows;
-        },
-      },
-      {
-        name: 'promise connection.execute(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await pconnection.execute('SELECT ? AS x', [12]);
-          observe();
-          return rows;
-        },
-      },
+      callbackForm('connection.query(bad sql, callback) fails', (cb) => connection.query('SELECT * FROM no_such_table_here', cb), true),
+      callbackForm('pool.query(sql, values, callback)', (cb) => pool.query('SELECT ? AS x', [6], cb)),
+      emitterForm('pool.query(sql) emitter', () => pool.query('SELECT 7 AS x')),
+      callbackForm('pool.execute(sql, values, callback)', (cb) => pool.execute('SELECT ? AS x', [8], cb)),
+      getConnectionForm('pool.getConnection + connection.query + release', (cb) => pool.getConnection(cb), 'SELECT 9 AS x'),
+      callbackForm('poolCluster.of(pattern).query(sql, callback)', (cb) => cluster.of('*').query('SELECT 10 AS x', cb)),
+      promiseForm('promise connection.query(sql, values)', () => pconnection.query('SELECT ? AS x', [11])),
+      promiseForm('promise connection.execute(sql, values)', () => pconnection.execute('SELECT ? AS x', [12])),
       {
         name: 'promise connection.prepare + statement.execute',
         operationName: 'mysql:SELECT',
@@ -266,24 +169,8 @@ for (const version of VERSIONS) {
           return rows;
         },
       },
-      {
-        name: 'promise pool.query(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await ppool.query('SELECT ? AS x', [14]);
-          observe();
-          return rows;
-        },
-      },
-      {
-        name: 'promise pool.execute(sql, values)',
-        operationName: 'mysql:SELECT',
-        run: async (observe) => {
-          const [rows] = await ppool.execute('SELECT ? AS x', [15]);
-          observe();
-          return rows;
-        },
-      },
+      promiseForm('promise pool.query(sql, values)', () => ppool.query('SELECT ? AS x', [14])),
+      promiseForm('promise pool.execute(sql, values)', () => ppool.execute('SELECT ? AS x', [15])),
       {
         name: 'promise pool.getConnection + connection.execute + release',
         operationName: 'mysql:SELECT',
@@ -342,26 +229,7 @@ for (const version of VERSIONS) {
 
     describe('spans, context and errors', function () {
       this.timeout(30000);
-      const t = useTracing(['mysql2']);
-      let table: string;
-      let conn: Connection;
-      before(async () => {
-        patchCopy();
-        table = uniqueName('ot_mysql2');
-        conn = lib.createConnection(CONFIG);
-        await q(conn, `CREATE TABLE ${table} (id INT PRIMARY KEY, secret VARCHAR(100) UNIQUE)`);
-      });
-      after(async () => {
-        await q(conn, `DROP TABLE IF EXISTS ${table}`);
-        await new Promise<void>((resolve) => conn.end(() => resolve()));
-      });
-
-      function q(c: Connection | Pool, sql: string, values?: unknown[]): Promise<unknown> {
-        return new Promise((resolve, reject) => void c.query(sql, values ?? [], (err, rows) => (err ? reject(err) : resolve(rows))));
-      }
-      function mysqlSpans(): JaegerSpan[] {
-        return t.spans().filter((s) => tag(s, 'component') === 'mysql2');
-      }
+      const { t, db, mysqlSpans } = useTracedTable('mysql2', () => lib.createConnection(CONFIG), patchCopy);
       function withOptions(options: MysqlOptions): void {
         before(() => installPatches(['mysql2'], { tracer: t.tracer, mysql2: options }));
         after(() => installPatches(['mysql2'], { tracer: t.tracer }));
@@ -373,24 +241,14 @@ for (const version of VERSIONS) {
         await endPool(withPassword);
         const [span] = mysqlSpans();
         assert.strictEqual(span.operationName, 'mysql:SELECT');
-        const own = Object.fromEntries(Object.entries(tags(span)).filter(([k]) => !k.startsWith('sampler.')));
-        assert.deepStrictEqual(own, {
-          'span.kind': 'client',
-          component: 'mysql2',
-          'db.type': 'sql',
-          'db.instance': MYSQL.database,
-          'db.user': MYSQL.user,
-          'db.statement': 'SELECT ? AS s, ? AS n, ? AS p',
-          'peer.ipv4': MYSQL.host,
-          'peer.port': MYSQL.port,
-        });
+        assert.deepStrictEqual(ownTags(span), selectTags('mysql2'));
       });
 
       describe('recordRawStatement, captureParameters', () => {
         withOptions({ recordRawStatement: true, captureParameters: true, maxStatementLength: 40 });
         it('the text as written, the values as JSON, both cut at maxStatementLength', async () => {
-          await q(conn, "SELECT 'a literal' AS s, ? AS p", ['given']);
-          await q(conn, `SELECT '${'x'.repeat(60)}' AS long_one`);
+          await q(db.conn, "SELECT 'a literal' AS s, ? AS p", ['given']);
+          await q(db.conn, `SELECT '${'x'.repeat(60)}' AS long_one`);
           const [a, b] = mysqlSpans();
           assert.strictEqual(tag(a, 'db.statement'), "SELECT 'a literal' AS s, ? AS p");
           assert.strictEqual(tag(a, 'db.parameters'), '["given"]');
@@ -399,11 +257,11 @@ for (const version of VERSIONS) {
       });
 
       it('transaction helpers and the verb of each statement', async () => {
-        await new Promise<void>((resolve, reject) => conn.beginTransaction((err) => (err ? reject(err) : resolve())));
-        await q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [1, 'one']);
-        await q(conn, `UPDATE ${table} SET secret = ? WHERE id = ?`, ['uno', 1]);
-        await q(conn, `DELETE FROM ${table} WHERE id = ?`, [1]);
-        await new Promise<void>((resolve, reject) => conn.commit((err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) => db.conn.beginTransaction((err) => (err ? reject(err) : resolve())));
+        await q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [1, 'one']);
+        await q(db.conn, `UPDATE ${db.table} SET secret = ? WHERE id = ?`, ['uno', 1]);
+        await q(db.conn, `DELETE FROM ${db.table} WHERE id = ?`, [1]);
+        await new Promise<void>((resolve, reject) => db.conn.commit((err) => (err ? reject(err) : resolve())));
         assert.deepStrictEqual(
           mysqlSpans().map((s) => s.operationName),
           ['mysql:START', 'mysql:INSERT', 'mysql:UPDATE', 'mysql:DELETE', 'mysql:COMMIT'],
@@ -414,26 +272,16 @@ for (const version of VERSIONS) {
         it(`a pool of 1 with 20 concurrent callers (${api} API): one span each, under its own caller's span; no span for the pool's handshake`, async () => {
           const one = lib.createPool({ ...CONFIG, connectionLimit: 1 });
           const pone = api === 'promise' ? (one as unknown as { promise(): PromisePool }).promise() : undefined;
-          const parents: Span[] = [];
-          const seen: Array<[Span, Span | undefined]> = [];
-          await Promise.all(
-            Array.from({ length: 20 }, (_, i) => {
-              const parent = t.tracer.startSpan(`caller-${i}`);
-              parents.push(parent);
-              return spanInContext(parent, async () => {
-                if (pone !== undefined) {
-                  if (i % 2 === 0) await pone.query('SELECT ? AS i, SLEEP(0.005)', [i]);
-                  else await pone.execute('SELECT ? AS i', [i]);
-                } else if (i % 2 === 0) {
-                  await q(one, 'SELECT ? AS i, SLEEP(0.005)', [i]);
-                } else {
-                  await new Promise((resolve, reject) => void one.execute('SELECT ? AS i', [i], (err, rows) => (err ? reject(err) : resolve(rows))));
-                }
-                seen.push([parent, getCurrentSpan()]);
-                parent.finish();
-              });
-            }),
-          );
+          const { parents, seen } = await concurrentCallers(t.tracer, 20, async (i) => {
+            if (pone !== undefined) {
+              if (i % 2 === 0) await pone.query('SELECT ? AS i, SLEEP(0.005)', [i]);
+              else await pone.execute('SELECT ? AS i', [i]);
+            } else if (i % 2 === 0) {
+              await q(one, 'SELECT ? AS i, SLEEP(0.005)', [i]);
+            } else {
+              await new Promise((resolve, reject) => void one.execute('SELECT ? AS i', [i], (err, rows) => (err ? reject(err) : resolve(rows))));
+            }
+          });
           await endPool(one);
           const spans = mysqlSpans();
           assert.strictEqual(spans.length, 20);
@@ -470,17 +318,17 @@ for (const version of VERSIONS) {
       });
 
       it('errors: the app gets mysql2\'s own error; the span logs it with values and literals redacted', async () => {
-        await q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [2, CANARY]);
+        await q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [2, CANARY]);
         const errors: Array<Error & { code?: string; errno?: number; sqlState?: string; sql?: string }> = [];
         const parent = t.tracer.startSpan('parent');
         await spanInContext(parent, async () => {
           // query() inlines the value; execute() binds it; a literal in the text; a syntax error quotes the text.
           for (const run of [
-            () => q(conn, `INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [3, CANARY]),
-            () => new Promise((resolve, reject) => void conn.execute(`INSERT INTO ${table} (id, secret) VALUES (?, ?)`, [4, CANARY], (err, r) => (err ? reject(err) : resolve(r)))),
-            () => q(conn, `INSERT INTO ${table} (id, secret) VALUES (5, '${CANARY}')`),
-            () => q(conn, `SELECT FROM WHERE '${CANARY}'`),
-            () => q(conn, 'SELECT FROM WHERE ?', [CANARY]),
+            () => q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [3, CANARY]),
+            () => new Promise((resolve, reject) => void db.conn.execute(`INSERT INTO ${db.table} (id, secret) VALUES (?, ?)`, [4, CANARY], (err, r) => (err ? reject(err) : resolve(r)))),
+            () => q(db.conn, `INSERT INTO ${db.table} (id, secret) VALUES (5, '${CANARY}')`),
+            () => q(db.conn, `SELECT FROM WHERE '${CANARY}'`),
+            () => q(db.conn, 'SELECT FROM WHERE ?', [CANARY]),
           ]) {
             await run().then(
               () => assert.fail('expected an error'),
@@ -538,7 +386,7 @@ for (const version of VERSIONS) {
         const command = victim.query('SELECT SLEEP(10)');
         command.on('error', () => undefined);
         await new Promise((r) => setTimeout(r, 100));
-        await q(conn, `KILL ${victim.threadId}`);
+        await q(db.conn, `KILL ${victim.threadId}`);
         await waitFor(() => mysqlSpans().some((s) => tag(s, 'db.statement') === 'SELECT SLEEP(?)'), 5000, 'the SLEEP span');
         const span = mysqlSpans().find((s) => tag(s, 'db.statement') === 'SELECT SLEEP(?)')!;
         assert.strictEqual(tag(span, 'error'), true);
@@ -558,7 +406,7 @@ for (const version of VERSIONS) {
       });
 
       it('statement.execute callbacks and a statement reused: one span per execution', async () => {
-        const statement = await new Promise<Statement>((resolve, reject) => conn.prepare('SELECT ? AS again', (err, s) => (err ? reject(err) : resolve(s))));
+        const statement = await new Promise<Statement>((resolve, reject) => db.conn.prepare('SELECT ? AS again', (err, s) => (err ? reject(err) : resolve(s))));
         for (const v of [1, 2, 3]) {
           await new Promise((resolve, reject) => void statement.execute([v], (err, rows) => (err ? reject(err) : resolve(rows))));
         }
@@ -581,7 +429,7 @@ for (const version of VERSIONS) {
           mysql2: { requestHook: (_s, req) => requests.push(req), responseHook: (res) => responses.push(res) },
         });
         try {
-          const rows = await q(conn, 'SELECT ? AS x', [7]);
+          const rows = await q(db.conn, 'SELECT ? AS x', [7]);
           assert.deepStrictEqual(requests, [{ sql: 'SELECT ? AS x', values: [7] }]);
           assert.deepStrictEqual(responses, [rows]);
         } finally {

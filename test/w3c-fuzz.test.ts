@@ -12,29 +12,10 @@
  * `FUZZ_REQUESTS` (default 10000) and `FUZZ_SEED` (default random) change the run.
  */
 import assert from 'assert';
-import { fork, type ChildProcess } from 'child_process';
-import * as http from 'http';
-import * as path from 'path';
+import type * as http from 'http';
+import type { W3CFuzzStats } from './helpers/fuzz-app';
+import { assertNothingLost, fuzzRequests, heapNote, int, MAX_HEAP_GROWTH, mb, pick, prng, REPLAY, REQUESTS, SEED, useFuzzChild, WARM_UP, type Rand } from './helpers/fuzz';
 import { record } from './helpers/reliability';
-
-const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10000);
-const WARM_UP = 1000;
-const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const MAX_HEAP_GROWTH = 4 * 1024 * 1024;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-type Rand = () => number;
-const int = (r: Rand, min: number, max: number): number => min + Math.floor(r() * (max - min + 1));
-const pick = <T>(r: Rand, items: readonly T[]): T => items[Math.floor(r() * items.length)]!;
 
 const LOWER_HEX = '0123456789abcdef';
 /** What a client may put in a header value: tab, visible ASCII, space, bytes 0x80-0xFF. */
@@ -124,113 +105,18 @@ function hostile(r: Rand): Hostile {
   return { headers };
 }
 
-interface ChildStats {
-  handled: number;
-  untrusted: number;
-  untrustedForcing: number;
-  untrustedBaggage: number;
-  validParents: number;
-  continued: number;
-  noServerSpan: number;
-  handlerExceptions: number;
-  uncaught: string[];
-  downstreamErrors: string[];
-  untrustedViolations: string[];
-  badDownstream: string[];
-  heapBaseline: number;
-  heapEnd: number;
-}
-
-function message<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (msg: Record<string, unknown>): void => {
-      if (msg && key in msg) {
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        resolve(msg[key] as T);
-      }
-    };
-    const onExit = (code: number | null): void => reject(new Error(`the application exited (${code}) waiting for ${key}`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
 describe(`hostile W3C trace context: ${REQUESTS} fuzzed requests to the server patch (seed ${SEED})`, () => {
-  let child: ChildProcess;
-  let port: number;
-  let stderr = '';
-  before(async function () {
-    this.timeout(60000);
-    child = fork(path.join(__dirname, 'fuzz', 'w3c-server-child.ts'), [], {
-      execArgv: ['--expose-gc', '-r', 'ts-node/register'],
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true', TS_NODE_PROJECT: path.join(__dirname, '..', 'tsconfig.json') },
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-    });
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    port = await message<number>(child, 'port');
-  });
-  after(async () => {
-    if (child.exitCode === null && child.connected) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send('exit');
-      await exited;
-    }
-  });
+  const app = useFuzzChild('w3c-server-child.ts');
 
   it('0 crashes, heap flat, untrusted callers change nothing, downstream headers well formed and bounded', async function () {
     this.timeout(300000);
     const r = prng(SEED);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-    const lost: string[] = [];
-    let ok = 0;
-    const send = (i: number): Promise<void> =>
-      new Promise((resolve) => {
-        const { headers } = hostile(r);
-        let req: http.ClientRequest;
-        try {
-          req = http.request({ host: '127.0.0.1', port, path: `/w/${i}`, headers, agent });
-        } catch (err) {
-          lost.push(`request ${i}: the test's client refused its headers (${(err as Error).message})`);
-          resolve();
-          return;
-        }
-        req.on('response', (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode === 200) ok++;
-            else lost.push(`request ${i}: status ${res.statusCode}`);
-            resolve();
-          });
-        });
-        req.on('error', (err) => {
-          lost.push(`request ${i}: ${err.message}`);
-          resolve();
-        });
-        req.end();
-      });
-    const run = async (from: number, count: number): Promise<void> => {
-      let next = from;
-      await Promise.all(
-        Array.from({ length: 16 }, async () => {
-          while (next < from + count) await send(next++);
-        }),
-      );
-    };
-
-    await run(0, WARM_UP);
-    child.send('baseline');
-    await message<number>(child, 'baseline');
-    await run(WARM_UP, REQUESTS);
-    agent.destroy();
-    child.send('report');
-    const stats = await message<ChildStats>(child, 'stats');
-    const growth = stats.heapEnd - stats.heapBaseline;
-    const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(2)} MB`;
-    const replay = `(replay with FUZZ_SEED=${SEED})`;
+    const fuzzed = await fuzzRequests<W3CFuzzStats>(app, { pathPrefix: '/w/', next: () => hostile(r) });
+    const { stats, growth } = fuzzed;
+    const { lost, ok } = fuzzed.outcome;
     const notes = [
       `seed ${SEED}; ${WARM_UP + REQUESTS} requests (${WARM_UP} warm-up), ${ok} answered 200`,
-      `heap after full GCs (child run with --expose-gc): ${mb(stats.heapBaseline)} after the warm-up, ${mb(stats.heapEnd)} after ${REQUESTS} more requests (${growth >= 0 ? '+' : ''}${mb(growth)})`,
+      heapNote(fuzzed),
       `${stats.continued} of ${stats.validParents} valid traceparents from trusted callers continued; ${stats.untrustedForcing} untrusted attempts to force sampling, ${stats.untrustedBaggage} to plant baggage, none taken`,
     ];
     record('hostile.w3c', {
@@ -243,17 +129,14 @@ describe(`hostile W3C trace context: ${REQUESTS} fuzzed requests to the server p
       notes,
     });
 
-    assert.deepStrictEqual(lost.slice(0, 10), [], `${lost.length} requests lost ${replay}`);
-    assert.deepStrictEqual(stats.uncaught.slice(0, 5), [], `exceptions reached the process ${replay}\n${stderr}`);
-    assert.strictEqual(stats.handlerExceptions, 0, `exceptions reached the handler ${replay}`);
-    assert.deepStrictEqual(stats.downstreamErrors.slice(0, 5), [], `downstream calls failed ${replay}`);
+    assertNothingLost(fuzzed, app.stderr);
     assert.strictEqual(stats.handled, WARM_UP + REQUESTS);
     assert.strictEqual(stats.noServerSpan, 0, 'a request without its server span');
-    assert.deepStrictEqual(stats.untrustedViolations.slice(0, 5), [], `untrusted callers forced sampling or planted baggage ${replay}`);
-    assert.deepStrictEqual(stats.badDownstream.slice(0, 5), [], `malformed or unbounded headers went downstream ${replay}`);
+    assert.deepStrictEqual(stats.untrustedViolations.slice(0, 5), [], `untrusted callers forced sampling or planted baggage ${REPLAY}`);
+    assert.deepStrictEqual(stats.badDownstream.slice(0, 5), [], `malformed or unbounded headers went downstream ${REPLAY}`);
     assert.ok(stats.validParents > 100, 'the fuzzer sent too few valid traceparents to check continuation');
     assert.strictEqual(stats.continued, stats.validParents, 'a trusted, valid traceparent was not continued');
     assert.ok(stats.untrustedForcing > 100 && stats.untrustedBaggage > 100, 'the fuzzer did not try forcing enough');
-    assert.ok(growth < MAX_HEAP_GROWTH, `heap grew by ${mb(growth)} over ${REQUESTS} requests ${replay}`);
+    assert.ok(growth < MAX_HEAP_GROWTH, `heap grew by ${mb(growth)} over ${REQUESTS} requests ${REPLAY}`);
   });
 });

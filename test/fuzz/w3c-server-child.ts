@@ -8,50 +8,15 @@
  *
  * Trust: a request is trusted when it carries `x-trusted: yes`.
  */
-import * as http from 'http';
-import type { AddressInfo } from 'net';
+import type * as http from 'http';
 import { getCurrentSpan, installPatches, registerW3CCodec } from '../../src';
 import { BAGGAGE_LIMIT } from '../../src/constants';
 import { parseTraceParent } from '../../src/w3c';
 import * as jaeger from 'jaeger-client';
 import type { Tracer } from 'opentracing';
+import { initialStats, runFuzzApp, type W3CFuzzStats } from '../helpers/fuzz-app';
 
-interface Stats {
-  handled: number;
-  untrusted: number;
-  untrustedForcing: number;
-  untrustedBaggage: number;
-  /** Trusted requests with a valid traceparent, and how many of them the server span continued. */
-  validParents: number;
-  continued: number;
-  noServerSpan: number;
-  handlerExceptions: number;
-  uncaught: string[];
-  downstreamErrors: string[];
-  untrustedViolations: string[];
-  /** Downstream headers that break the W3C formats or the bounds. */
-  badDownstream: string[];
-  heapBaseline?: number;
-  heapEnd?: number;
-}
-
-const stats: Stats = {
-  handled: 0,
-  untrusted: 0,
-  untrustedForcing: 0,
-  untrustedBaggage: 0,
-  validParents: 0,
-  continued: 0,
-  noServerSpan: 0,
-  handlerExceptions: 0,
-  uncaught: [],
-  downstreamErrors: [],
-  untrustedViolations: [],
-  badDownstream: [],
-};
-
-process.on('uncaughtException', (err) => stats.uncaught.push(String(err?.stack ?? err).slice(0, 500)));
-process.on('unhandledRejection', (err) => stats.uncaught.push(`unhandled rejection: ${String(err)}`.slice(0, 500)));
+const stats: W3CFuzzStats = { ...initialStats(), validParents: 0, continued: 0, badDownstream: [] };
 
 /** Spans are dropped as they finish: the heap measures the instrumentation, not a span store. */
 const dropping = { report(): void {}, close(cb?: () => void): void { cb?.(); }, setProcess(): void {} };
@@ -65,13 +30,6 @@ installPatches(['http', 'http-server'], {
   'http-server': { trustIncomingContext: (req) => req.headers['x-trusted'] === 'yes' },
 });
 
-const gc = (globalThis as { gc?: () => void }).gc;
-function heapAfterGc(): number {
-  if (!gc) throw new Error('run with --expose-gc');
-  for (let i = 0; i < 4; i++) gc();
-  return process.memoryUsage().heapUsed;
-}
-
 interface SinkView {
   traceparent?: string;
   uberTraceId?: string;
@@ -82,20 +40,16 @@ interface SinkView {
 
 const TRACEPARENT_OUT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/;
 
-const sink = http.createServer((req, res) => {
+function sinkView(req: http.IncomingMessage): SinkView {
   const h = req.headers;
-  const view: SinkView = {
+  return {
     traceparent: h.traceparent as string | undefined,
     uberTraceId: h['uber-trace-id'] as string | undefined,
     tracestate: h.tracestate as string | undefined,
     baggage: h.baggage as string | undefined,
     uberctx: Object.keys(h).filter((k) => k.startsWith('uberctx-')).length,
   };
-  req.resume();
-  res.end(JSON.stringify(view));
-});
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+}
 
 function checkDownstream(req: http.IncomingMessage, trusted: boolean, v: SinkView): void {
   const bad: string[] = [];
@@ -119,72 +73,21 @@ function checkDownstream(req: http.IncomingMessage, trusted: boolean, v: SinkVie
   if (problems.length > 0) stats.untrustedViolations.push(problems.join('; '));
 }
 
-const app = http.createServer((req, res) => {
-  try {
-    stats.handled++;
-    const trusted = req.headers['x-trusted'] === 'yes';
-    const incoming = typeof req.headers.traceparent === 'string' ? parseTraceParent(req.headers.traceparent) : undefined;
-    const span = getCurrentSpan();
-    const ctx = span?.context() as { traceIdStr?: string; isSampled?: () => boolean; baggage?: object } | undefined;
-    if (span === undefined) stats.noServerSpan++;
-    if (!trusted) {
-      stats.untrusted++;
-      if (incoming?.sampled || req.headers['jaeger-debug-id'] !== undefined) stats.untrustedForcing++;
-      if (req.headers.baggage !== undefined) stats.untrustedBaggage++;
-      if (ctx?.isSampled?.()) stats.untrustedViolations.push('server span sampled');
-      if (ctx?.baggage && Object.keys(ctx.baggage).length > 0) stats.untrustedViolations.push('server span has the caller baggage');
-    } else if (incoming !== undefined && req.headers['uber-trace-id'] === undefined) {
-      stats.validParents++;
-      if (ctx?.traceIdStr?.padStart(32, '0') === incoming.traceId) stats.continued++;
-    }
-    req.resume();
-    http
-      .get(`http://127.0.0.1:${(sink.address() as AddressInfo).port}/down`, { agent }, (down) => {
-        let body = '';
-        down.setEncoding('utf8');
-        down.on('data', (c: string) => (body += c));
-        down.on('end', () => {
-          try {
-            checkDownstream(req, trusted, JSON.parse(body) as SinkView);
-            res.end('ok');
-          } catch (err) {
-            stats.handlerExceptions++;
-            res.statusCode = 500;
-            res.end(String(err));
-          }
-        });
-      })
-      .on('error', (err) => {
-        stats.downstreamErrors.push(String(err));
-        res.statusCode = 502;
-        res.end();
-      });
-  } catch (err) {
-    stats.handlerExceptions++;
-    res.statusCode = 500;
-    res.end(String(err));
+function onRequest(req: http.IncomingMessage, trusted: boolean): void {
+  const incoming = typeof req.headers.traceparent === 'string' ? parseTraceParent(req.headers.traceparent) : undefined;
+  const span = getCurrentSpan();
+  const ctx = span?.context() as { traceIdStr?: string; isSampled?: () => boolean; baggage?: object } | undefined;
+  if (span === undefined) stats.noServerSpan++;
+  if (!trusted) {
+    stats.untrusted++;
+    if (incoming?.sampled || req.headers['jaeger-debug-id'] !== undefined) stats.untrustedForcing++;
+    if (req.headers.baggage !== undefined) stats.untrustedBaggage++;
+    if (ctx?.isSampled?.()) stats.untrustedViolations.push('server span sampled');
+    if (ctx?.baggage && Object.keys(ctx.baggage).length > 0) stats.untrustedViolations.push('server span has the caller baggage');
+  } else if (incoming !== undefined && req.headers['uber-trace-id'] === undefined) {
+    stats.validParents++;
+    if (ctx?.traceIdStr?.padStart(32, '0') === incoming.traceId) stats.continued++;
   }
-});
+}
 
-process.on('message', (msg: string) => {
-  if (msg === 'baseline') {
-    stats.heapBaseline = heapAfterGc();
-    process.send!({ baseline: stats.heapBaseline });
-  } else if (msg === 'report') {
-    stats.heapEnd = heapAfterGc();
-    process.send!({ stats });
-  } else if (msg === 'exit') {
-    agent.destroy();
-    app.closeAllConnections();
-    app.close();
-    sink.close();
-    tracer.close();
-    process.disconnect();
-  }
-});
-
-sink.listen(0, '127.0.0.1', () => {
-  app.listen(0, '127.0.0.1', () => {
-    process.send!({ port: (app.address() as AddressInfo).port });
-  });
-});
+runFuzzApp({ stats, sinkView, onRequest, checkDownstream, close: () => tracer.close() });
