@@ -32,6 +32,29 @@ async function owner(direct: Client[], key: string): Promise<{ slot: number; por
   });
 }
 
+/**
+ * Waits until every node's slot table gives `slot` to `port`: CLUSTER SETSLOT
+ * is sent to each node in turn, and a client that asks a node still holding
+ * the old table in between is sent back and forth until it gives up.
+ */
+async function settled(direct: Client[], slot: number, port: number): Promise<void> {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const owners = await suppressInstrumentation(() =>
+      Promise.all(
+        direct.map(async (c) => {
+          const slots = (await c.sendCommand(['CLUSTER', 'SLOTS'])) as Array<[number, number, [string, number]]>;
+          const range = slots.find(([from, to]) => slot >= Number(from) && slot <= Number(to));
+          return range === undefined ? undefined : Number(range[2][1]);
+        }),
+      ),
+    );
+    if (owners.every((p) => p === port)) return;
+    if (Date.now() > deadline) throw new Error(`slot ${slot}: the nodes still disagree on its owner (${owners.join(', ')})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('redis patch on a local Redis Cluster', () => {
   let local: LocalCluster;
   before(async function () {
@@ -105,6 +128,7 @@ describe('redis patch on a local Redis Cluster', () => {
         await suppressInstrumentation(async () => {
           for (const c of direct) await c.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', String(targetId)]);
         });
+        await settled(direct, slot, target);
         const parent = t.tracer.startSpan('parent');
         const reply = await spanInContext(parent, () => cluster.set(key, CANARY));
         parent.finish();
