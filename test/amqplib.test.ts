@@ -16,7 +16,7 @@ import { getCurrentSpan, installPatches, spanInContext, suppressInstrumentation,
 import type { AmqplibOptions } from '../src/hooks/amqplib';
 import { patchModuleAs } from '../src/patcher';
 import { describeClientContract } from './helpers/contract';
-import { uniqueName } from './helpers/db';
+import { uniqueName, unhandled } from './helpers/db';
 import { logs, spanId, tag, tags, traceId, useTracing, waitFor, type JaegerSpan, type TestTracer } from './helpers/tracing';
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -572,6 +572,19 @@ for (const version of VERSIONS) {
         assert.deepStrictEqual(refOf(consumer), { type: 'follows_from', spanId: spanId(producer) });
         assert.strictEqual(await channel.get(q), false, 'an empty queue: false, no span');
         assert.strictEqual(named(t, 'amqp:consume').length, 1);
+      });
+
+      it('channel.get (promise) that rejects and nobody handles: still reported unhandled, for amqplib\'s own promise', async () => {
+        const c = await connection.createChannel();
+        c.on('error', () => undefined); // the broker closes the channel: 404, no such queue
+        let got: Promise<unknown> | undefined;
+        const seen = await unhandled(() => {
+          got = c.get(uniqueName('ot_amqp_missing'));
+        }, 500);
+        assert.strictEqual(seen.length, 1);
+        assert.strictEqual(seen[0].promise, got);
+        assert.match(JSON.stringify(seen[0].reason) + String((seen[0].reason as Error).message), /404|NOT_FOUND/);
+        assert.strictEqual(named(t, 'amqp:consume').length, 0);
       });
 
       it('callback_api: consume and get, the consumer span current in the callback, finished at ack', async () => {

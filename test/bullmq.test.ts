@@ -12,7 +12,7 @@ import type { Span } from 'opentracing';
 import { getCurrentSpan, installPatches, spanInContext } from '../src';
 import { patchModuleAs } from '../src/patcher';
 import { describeClientContract } from './helpers/contract';
-import { REDIS, uniqueName } from './helpers/db';
+import { REDIS, uniqueName, unhandled } from './helpers/db';
 import { spanId, tag, tags, traceId, useTracing, waitFor, type JaegerSpan, type TestTracer } from './helpers/tracing';
 
 /* eslint-disable @typescript-eslint/no-require-imports, @typescript-eslint/no-explicit-any */
@@ -204,6 +204,28 @@ for (const version of VERSIONS) {
         await new Promise((resolve) => worker(qq.name, async () => 'ok').on('completed', resolve));
         const [consumer] = named(t, 'bullmq:process');
         assert.deepStrictEqual(refOf(consumer), { type: 'follows_from', spanId: spanId(producerOf(String(job.id))) });
+      });
+
+      it('add and addBulk that reject and nobody handles: still reported unhandled, for BullMQ\'s own promise and error', async () => {
+        const qq = queue();
+        const parent = t.tracer.startSpan('parent');
+        let added: Promise<unknown> | undefined;
+        let bulk: Promise<unknown> | undefined;
+        const seen = await unhandled(() => {
+          spanInContext(parent, () => {
+            added = qq.add('bad', {}, { priority: 1.5 });
+            bulk = qq.addBulk([{ name: 'ok', data: {} }, { name: 'bad', data: {}, opts: { priority: 1.5 } }]);
+          });
+        });
+        parent.finish();
+        assert.strictEqual(seen.length, 2);
+        assert.ok(seen.some((s) => s.promise === added), 'the add promise');
+        assert.ok(seen.some((s) => s.promise === bulk), 'the addBulk promise');
+        for (const s of seen) assert.match((s.reason as Error).message, /Priority should not be float/);
+        const spans = named(t, 'bullmq:add');
+        assert.strictEqual(spans.length, 3);
+        for (const span of spans) assert.strictEqual(tag(span, 'error'), true);
+        assert.strictEqual(t.accounting.open.size, 0);
       });
 
       it('addBulk and a flow: each processing span follows from its own job\'s producer span', async () => {

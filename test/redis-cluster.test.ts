@@ -2,7 +2,7 @@ import assert from 'assert';
 import { spanInContext, suppressInstrumentation } from '../src';
 import { patchModuleAs } from '../src/patcher';
 import { CANARY } from './helpers/canary';
-import { uniqueName } from './helpers/db';
+import { uniqueName, unhandled } from './helpers/db';
 import { startCluster, type LocalCluster } from './helpers/redis-cluster';
 import { parentId, spanId, tag, useTracing, type TestTracer, type JaegerSpan } from './helpers/tracing';
 import { VERSIONS } from './helpers/node-redis';
@@ -188,6 +188,21 @@ describe('redis patch on a local Redis Cluster', () => {
         assert.deepStrictEqual(spans.map((s) => s.operationName), ['redis:GET']);
         assert.strictEqual(tag(spans[0], 'error'), true);
         assert.strictEqual(t.accounting.open.size, 0, 'the span is finished');
+      });
+
+      it('a cluster.sendCommand() rejection nobody handles stays unhandled, reported for node-redis\' own promise', async () => {
+        const key = `${prefix}:nope`;
+        let got: Promise<unknown> | undefined;
+        const seen = await unhandled(() => {
+          got = cluster.sendCommand(key, false, ['NOPE', key]);
+        });
+        assert.strictEqual(seen.length, 1);
+        assert.strictEqual(seen[0].promise, got);
+        assert.match((seen[0].reason as Error).message, /unknown command/i);
+        const spans = redisSpans(t);
+        assert.deepStrictEqual(spans.map((s) => s.operationName), ['redis:NOPE']);
+        assert.strictEqual(tag(spans[0], 'error'), true);
+        assert.strictEqual(t.accounting.open.size, 0);
       });
 
       it('multi().exec() on one slot: one MULTI span', async () => {

@@ -5,7 +5,7 @@ import { wrappedMethods } from '../src/hooks/redis';
 import { patchModuleAs } from '../src/patcher';
 import { CANARY } from './helpers/canary';
 import { describeClientContract, type CallForm } from './helpers/contract';
-import { REDIS, uniqueName } from './helpers/db';
+import { REDIS, uniqueName, unhandled } from './helpers/db';
 import { VERSIONS, type NodeRedisVersion } from './helpers/node-redis';
 import { logs, parentId, spanId, tag, tags, useTracing, waitFor, type JaegerSpan, type TestTracer } from './helpers/tracing';
 
@@ -164,6 +164,19 @@ for (const version of VERSIONS) {
       assert.strictEqual(tag(nope, 'db.statement'), `NOPE ${prefix}:x [1 other argument]`);
       const message = logs(nope).find((l) => l.event === 'error')?.message;
       assert.ok(typeof message === 'string' && message.startsWith("ERR unknown command 'NOPE'") && !message.includes('args beginning'), String(message));
+    });
+
+    it('a client.sendCommand() rejection nobody handles stays unhandled, reported for node-redis\' own promise', async () => {
+      let got: Promise<unknown> | undefined;
+      const seen = await unhandled(() => {
+        got = client.sendCommand(['NOPE', `${prefix}:x`]);
+      });
+      assert.strictEqual(seen.length, 1);
+      assert.strictEqual(seen[0].promise, got);
+      assert.match((seen[0].reason as Error).message, /unknown command/i);
+      const spans = redisSpans(t);
+      assert.deepStrictEqual(spans.map((s) => s.operationName), ['redis:NOPE']);
+      assert.strictEqual(tag(spans[0], 'error'), true);
     });
 
     it('module commands (client.json.get) are traced', async () => {

@@ -81,18 +81,75 @@ function observe<T>(promise: Promise<T>, done: (value: T) => void, failed: (err:
   return promise;
 }
 
+/**
+ * The `add` / `addBulk` running its synchronous part now. Both are async
+ * methods whose first statement is `return this.trace(kind, operation, ...)`
+ * (QueueBase#trace): the promise `trace` returns is BullMQ's own inner
+ * promise, which the method's own promise adopts. The span follows that
+ * inner one; the promise the application gets is never touched, so a
+ * rejection it ignores is still reported as unhandled, for that promise.
+ */
+let pendingAdd: { queue: object; operation: 'add' | 'addBulk'; settled: (err: unknown, value?: unknown) => void; seen: boolean } | undefined;
+
+/** Runs `run` (the original add/addBulk) with `settled` waiting for its inner `trace` promise; false when BullMQ never called `trace`. */
+function throughTrace(queue: object, operation: 'add' | 'addBulk', settled: (err: unknown, value?: unknown) => void, run: () => unknown): boolean {
+  const previous = pendingAdd;
+  const pending = { queue, operation, settled, seen: false };
+  pendingAdd = pending;
+  try {
+    run();
+  } finally {
+    pendingAdd = previous;
+  }
+  return pending.seen;
+}
+
+function wrapTrace(original: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
+  return function trace(this: object) {
+    const pending = pendingAdd;
+    if (pending === undefined || pending.seen || pending.queue !== this || arguments[1] !== pending.operation) return original.apply(this, arguments as never);
+    pending.seen = true;
+    pendingAdd = undefined; // whatever else runs in this stretch is BullMQ's own business
+    let inner: unknown;
+    try {
+      inner = original.apply(this, arguments as never);
+    } catch (err) {
+      pending.settled(err ?? new Error(String(err)));
+      throw err;
+    }
+    if (inner instanceof Promise) {
+      // BullMQ's inner promise: the method returns it from an async function, which handles it; this is a second reader.
+      inner.then(
+        (value: unknown) => pending.settled(undefined, value),
+        (err: unknown) => pending.settled(err ?? new Error(String(err))),
+      );
+    } else pending.settled(undefined, inner);
+    return inner;
+  };
+}
+
 function wrapAdd(original: BullQueue['add']): BullQueue['add'] {
   return function add(this: BullQueue, name, data, opts) {
     const call = startAdd(String(this.name), name, data, opts);
     if (call === undefined) return original.apply(this, arguments as unknown as Parameters<BullQueue['add']>);
-    let result: Promise<BullJob>;
+    let result: Promise<BullJob> | undefined;
+    let followed: boolean;
     try {
-      result = original.call(this, name, data, withContext(call, opts, this.opts?.telemetry !== undefined));
+      followed = throughTrace(
+        this,
+        'add',
+        (err, job) => (err === undefined ? finishAdd(call, job as BullJob) : call.finish(err)),
+        () => (result = original.call(this, name, data, withContext(call, opts, this.opts?.telemetry !== undefined))),
+      );
     } catch (err) {
       call.finish(err);
       throw err;
     }
-    return observe(result, (job) => finishAdd(call, job), (err) => call.finish(err));
+    if (!followed) {
+      logOnce('bullmq:trace', 'Queue#add did not go through QueueBase#trace: its span ends without its outcome');
+      call.finish();
+    }
+    return result as Promise<BullJob>;
   };
 }
 
@@ -103,14 +160,24 @@ function wrapAddBulk(original: BullQueue['addBulk']): BullQueue['addBulk'] {
     const calls = jobs.map((job) => (job !== null && typeof job === 'object' ? startAdd(String(this.name), job.name, job.data, job.opts) : undefined));
     const traced = jobs.map((job, i) => (calls[i] === undefined ? job : { ...job, opts: withContext(calls[i], job.opts, own) }));
     const finish = (err: unknown, added?: BullJob[]): void => calls.forEach((call, i) => (err === undefined ? finishAdd(call, added?.[i]) : call?.finish(err)));
-    let result: Promise<BullJob[]>;
+    let result: Promise<BullJob[]> | undefined;
+    let followed: boolean;
     try {
-      result = original.call(this, traced);
+      followed = throughTrace(
+        this,
+        'addBulk',
+        (err, added) => finish(err, Array.isArray(added) ? (added as BullJob[]) : undefined),
+        () => (result = original.call(this, traced)),
+      );
     } catch (err) {
       finish(err);
       throw err;
     }
-    return observe(result, (added) => finish(undefined, added), (err) => finish(err ?? new Error(String(err))));
+    if (!followed) {
+      logOnce('bullmq:trace', 'Queue#addBulk did not go through QueueBase#trace: its spans end without their outcome');
+      finish(undefined);
+    }
+    return result as Promise<BullJob[]>;
   };
 }
 
@@ -200,7 +267,17 @@ function wrapCallProcessJob(original: BullWorker['callProcessJob']): BullWorker[
   };
 }
 
+/** The prototype that owns `trace` (QueueBase's) above Queue's. */
+function traceOwner(exports: BullModule): Record<string, unknown> | undefined {
+  for (let p: object | null = exports.Queue.prototype; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    if (Object.prototype.hasOwnProperty.call(p, 'trace')) return p as Record<string, unknown>;
+  }
+  return undefined;
+}
+
 function patch(exports: BullModule): void {
+  const owner = traceOwner(exports);
+  if (owner !== undefined) wrapMethod(owner, 'trace', (original) => wrapTrace(original as (...args: unknown[]) => unknown));
   wrapMethod(exports.Queue.prototype, 'add', wrapAdd);
   wrapMethod(exports.Queue.prototype, 'addBulk', wrapAddBulk);
   wrapMethod(exports.FlowProducer.prototype, 'add', wrapFlowAdd);
@@ -208,6 +285,8 @@ function patch(exports: BullModule): void {
 }
 
 function unpatch(exports: BullModule): void {
+  const owner = traceOwner(exports);
+  if (owner !== undefined) unwrapMethod(owner, 'trace');
   unwrapMethod(exports.Queue.prototype, 'add');
   unwrapMethod(exports.Queue.prototype, 'addBulk');
   unwrapMethod(exports.FlowProducer.prototype, 'add');

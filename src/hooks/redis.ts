@@ -71,6 +71,28 @@ class RedirectGroup {
   call: Call | undefined;
   /** The node client of the latest attempt: its peer is tagged when the span finishes. */
   client: NodeRedisClient | undefined;
+  /** What the grouping method returned (5.x/6.x: `_execute`'s promise, which node-redis awaits; 1.x: the application's). */
+  result: unknown;
+  private following = false;
+
+  /**
+   * An attempt was redirected and left the span open for the next one: if
+   * the cluster gives up instead (too many redirects, a node it cannot
+   * find), the span ends with the grouping method's promise. Followed only
+   * from the first redirect on, so that a command that is never redirected
+   * leaves that promise alone (in 1.x it is the one the application gets).
+   */
+  redirected(): void {
+    if (this.following) return;
+    this.following = true;
+    const result = this.result;
+    if (result instanceof Promise) {
+      result.then(
+        () => this.call?.finish(),
+        (err: unknown) => this.call?.finish(err ?? new Error('redis command rejected')),
+      ).catch(() => undefined);
+    }
+  }
 }
 
 const REDIRECT = /^(MOVED|ASK) /;
@@ -109,12 +131,8 @@ function batchError(reply: unknown): unknown {
   return undefined;
 }
 
-/** Finishes `call` when `result` settles, on a branch of its own; a MOVED/ASK inside a group leaves it to the next attempt. */
-function settle(call: Call, result: unknown, group?: RedirectGroup, batch = false): void {
-  if (result === null || typeof result !== 'object' || typeof (result as Promise<unknown>).then !== 'function') {
-    call.finish(undefined, result, true);
-    return;
-  }
+/** What ends `call` once its command or batch settles; a MOVED/ASK inside a group leaves it to the next attempt. */
+function outcome(call: Call, group: RedirectGroup | undefined, batch: boolean): { resolved: (reply: unknown) => void; rejected: (err: unknown) => void } {
   const end = (): void => {
     // A cluster command: the node that answered last is the peer (tags set once: a tracer may keep duplicates).
     try {
@@ -123,20 +141,101 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
       logOnce('redis:tags', 'could not tag the node of a node-redis cluster command', err);
     }
   };
-  (result as Promise<unknown>).then(
-    (reply) => {
+  return {
+    resolved: (reply) => {
       end();
       const failed = batch ? batchError(reply) : undefined;
       if (failed !== undefined) call.finish(failed);
       else call.finish(undefined, reply, true);
     },
-    (err: unknown) => {
+    rejected: (err) => {
       const message = (err as { message?: unknown } | null)?.message;
-      if (group !== undefined && typeof message === 'string' && REDIRECT.test(message)) return;
+      if (group !== undefined && typeof message === 'string' && REDIRECT.test(message)) {
+        group.redirected();
+        return;
+      }
       end();
       call.finish(err ?? new Error('redis command rejected'));
     },
-  );
+  };
+}
+
+/**
+ * Finishes `call` when `result` settles, on a branch of its own. Only for a
+ * promise node-redis itself awaits (a batch executor's, run inside `exec`):
+ * one the application gets is followed through `queued` instead.
+ */
+function settle(call: Call, result: unknown, group?: RedirectGroup, batch = false): void {
+  if (result === null || typeof result !== 'object' || typeof (result as Promise<unknown>).then !== 'function') {
+    call.finish(undefined, result, true);
+    return;
+  }
+  const { resolved, rejected } = outcome(call, group, batch);
+  (result as Promise<unknown>).then(resolved, rejected);
+}
+
+/**
+ * Runs `run`, the synchronous part of a command the queue takes
+ * (`addCommand`, or a pub/sub command: dist/lib/client/commands-queue.js),
+ * which builds the promise the application gets with the global `Promise`:
+ * `new Promise((resolve, reject) => ...)` keeping both in the queue entry
+ * that the reply, error reply, flush, abort and timeout paths settle, or
+ * `Promise.reject(...)` / `Promise.resolve()` for what it refuses or has
+ * nothing to send for. Meanwhile the global is a stand-in that builds that
+ * very promise natively, its executor handed a `resolve` and a `reject` that
+ * settle it and then `settled` reports the outcome. Nothing is attached to
+ * the promise, so a rejection the application ignores is still reported
+ * unhandled, for that promise, and its continuations run when they would.
+ * Returns `run`'s result and whether the promise was built through the
+ * stand-in (the global is back before this returns).
+ */
+function queued(run: () => unknown, settled: { resolved: (reply: unknown) => void; rejected: (err: unknown) => void }): { result: unknown; seen: boolean } {
+  const global = globalThis as { Promise: PromiseConstructor };
+  const Original = global.Promise;
+  let seen = false;
+  const report = (fn: (v: unknown) => void, v: unknown): void => {
+    try {
+      fn(v);
+    } catch (err) {
+      logOnce('redis:finish', 'could not finish a node-redis span', err);
+    }
+  };
+  const seam: PromiseConstructor = new Proxy(Original, {
+    construct(target, args: unknown[], newTarget) {
+      const executor = args[0];
+      if (seen || newTarget !== seam || typeof executor !== 'function') return Reflect.construct(target, args, newTarget === seam ? target : newTarget) as object;
+      seen = true;
+      return Reflect.construct(
+        target,
+        [
+          function (this: unknown, resolve: (value: unknown) => void, reject: (reason: unknown) => void) {
+            return (executor as (res: (value: unknown) => void, rej: (reason: unknown) => void) => unknown).call(
+              this,
+              (value: unknown) => {
+                resolve(value);
+                report(settled.resolved, value);
+              },
+              (reason: unknown) => {
+                reject(reason);
+                report(settled.rejected, reason);
+              },
+            );
+          },
+        ],
+        target,
+      ) as object;
+    },
+  });
+  try {
+    global.Promise = seam;
+  } catch {
+    return { result: run(), seen: false };
+  }
+  try {
+    return { result: run(), seen };
+  } finally {
+    if (global.Promise === seam) global.Promise = Original;
+  }
 }
 
 /** Starts (or, for a redirected cluster attempt, takes over) the span of one command or batch; runs `run`. */
@@ -160,14 +259,22 @@ function traced(client: NodeRedisClient, name: string, statement: () => string, 
     if (group !== undefined) group.call = call;
   }
   let result: unknown;
+  let seen = false;
   try {
-    result = run();
+    if (batch) result = run();
+    else ({ result, seen } = queued(run, outcome(call, group, false)));
   } catch (err) {
     call.finish(err);
     throw err;
   }
+  if (seen) return result; // the queue's resolve/reject end the span
   try {
-    settle(call, result, group, batch);
+    if (batch || result === null || typeof result !== 'object' || typeof (result as Promise<unknown>).then !== 'function') settle(call, result, group, batch);
+    else {
+      // The application's promise, not built through the seam: never observed (that would mark its rejection handled).
+      logOnce('redis:seam', 'a node-redis command did not build its promise through the queue seam; its span ends without its outcome');
+      call.finish();
+    }
   } catch (err) {
     logOnce('redis:settle', 'could not follow a node-redis command; its span is closed now', err);
     call.finish();
@@ -302,10 +409,8 @@ function targets(i: NodeRedisInternals): Array<[object, string, Wrapper]> {
     // `#execute`, reached from these public methods (MULTI reaches it directly: not grouped).
     const group: Wrapper = (o, c, a) => {
       const g = new RedirectGroup();
-      const result = runInCall(g, () => o.apply(c, a as never));
-      // The cluster gives up after a redirect (too many, or a node it cannot find): end the span it left open.
-      if (result instanceof Promise) result.then(() => g.call?.finish(), (err: unknown) => g.call?.finish(err)).catch(() => undefined);
-      return result;
+      g.result = runInCall(g, () => o.apply(c, a as never));
+      return g.result;
     };
     const names = typeof i.cluster.prototype._execute === 'function' ? ['_execute'] : ['sendCommand', 'executeScript', 'executeFunction'];
     for (const name of names) list.push([i.cluster.prototype, name, group]);
