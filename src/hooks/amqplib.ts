@@ -19,6 +19,7 @@ import type { Instrumentation } from '../instrumentation';
 import type { AmqpChannel, AmqpDefs, AmqpMessage, AmqpModelChannel, AmqpPublishFields } from '../internal-types';
 import { logOnce } from '../logger';
 import { optionsOf, type PatchOptions } from '../options';
+import { withPromiseSeam } from '../promise-seam';
 import { addPeerTags, logFields } from '../span';
 import { originalOf, unwrapMethod, wrapMethod } from '../wrap';
 
@@ -290,56 +291,6 @@ function wrapConsume(original: AmqpModelChannel['consume']): AmqpModelChannel['c
   };
 }
 
-/**
- * Runs `run` (the promise API's `get`, which builds its promise with the
- * global `Promise` in its synchronous part: lib/channel_model.js) with a
- * stand-in for the global that builds that very promise natively but hands
- * the executor a `resolve` that calls `resolved` first. Nothing is attached
- * to the promise the application gets, so a rejection it ignores stays
- * unhandled and its continuations run when they would. The global is back
- * before `run`'s result is returned; if it cannot be replaced, `get` runs
- * untraced.
- */
-function withSettleSeam<T>(run: () => T, resolved: (value: unknown) => void): T {
-  const global = globalThis as { Promise: PromiseConstructor };
-  const Original = global.Promise;
-  let used = false;
-  const seam: PromiseConstructor = new Proxy(Original, {
-    construct(target, args: unknown[], newTarget) {
-      const executor = args[0];
-      if (used || newTarget !== seam || typeof executor !== 'function') return Reflect.construct(target, args, newTarget === seam ? target : newTarget) as object;
-      used = true;
-      return Reflect.construct(
-        target,
-        [
-          function (this: unknown, resolve: (value: unknown) => void, reject: (reason: unknown) => void) {
-            const observed = (value: unknown): void => {
-              try {
-                resolved(value);
-              } catch (err) {
-                logOnce('amqplib:get', 'could not trace a message taken with channel.get', err);
-              }
-              resolve(value);
-            };
-            return (executor as (res: (value: unknown) => void, rej: (reason: unknown) => void) => unknown).call(this, observed, reject);
-          },
-        ],
-        target,
-      ) as object;
-    },
-  });
-  try {
-    global.Promise = seam;
-  } catch {
-    return run();
-  }
-  try {
-    return run();
-  } finally {
-    if (global.Promise === seam) global.Promise = Original;
-  }
-}
-
 function wrapGet(original: AmqpModelChannel['get'], promiseApi: boolean): AmqpModelChannel['get'] {
   return function get(this: AmqpChannel & AmqpModelChannel, queue, options, cb) {
     if (active === 0) return original.apply(this, arguments as unknown as Parameters<AmqpModelChannel['get']>);
@@ -349,13 +300,13 @@ function wrapGet(original: AmqpModelChannel['get'], promiseApi: boolean): AmqpMo
       message !== null && typeof message === 'object' ? startConsume(channel, queue, message as AmqpMessage) : undefined;
     if (promiseApi) {
       // The promise the application gets is amqplib's own, untouched: the span starts where amqplib resolves it.
-      return withSettleSeam(
-        () => original.apply(this, arguments as unknown as Parameters<AmqpModelChannel['get']>),
-        (message) => {
+      // (src/promise-seam.ts: amqplib builds it with the global Promise, in get's synchronous part: lib/channel_model.js.)
+      return withPromiseSeam('amqplib channel.get', () => original.apply(this, arguments as unknown as Parameters<AmqpModelChannel['get']>), {
+        resolved(message) {
           const consumed = start(message);
           if (consumed !== undefined && noAck) finishConsumed(channel, Number((message as AmqpMessage).fields.deliveryTag), consumed, 'noAck');
         },
-      );
+      }).result;
     }
     if (typeof cb !== 'function') return original.apply(this, arguments as unknown as Parameters<AmqpModelChannel['get']>);
     const traced = function (this: unknown, err: unknown, message: AmqpMessage | false): unknown {

@@ -29,6 +29,7 @@ import type { Instrumentation } from '../instrumentation';
 import type { NodeRedisClient, NodeRedisInternals, NodeRedisQueue, NodeRedisQueuedCommand } from '../internal-types';
 import { logOnce } from '../logger';
 import { optionsOf, type PatchOptions } from '../options';
+import { withPromiseSeam } from '../promise-seam';
 import { batchStatement, commandStatement, loggableRedisError, maxStatementLength, positionalFirstKey, type RedisStatementOptions } from '../redis-statement';
 import { addPeerTags, type TagMap } from '../span';
 import { truncate } from '../sql';
@@ -174,70 +175,6 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
   (result as Promise<unknown>).then(resolved, rejected);
 }
 
-/**
- * Runs `run`, the synchronous part of a command the queue takes
- * (`addCommand`, or a pub/sub command: dist/lib/client/commands-queue.js),
- * which builds the promise the application gets with the global `Promise`:
- * `new Promise((resolve, reject) => ...)` keeping both in the queue entry
- * that the reply, error reply, flush, abort and timeout paths settle, or
- * `Promise.reject(...)` / `Promise.resolve()` for what it refuses or has
- * nothing to send for. Meanwhile the global is a stand-in that builds that
- * very promise natively, its executor handed a `resolve` and a `reject` that
- * settle it and then `settled` reports the outcome. Nothing is attached to
- * the promise, so a rejection the application ignores is still reported
- * unhandled, for that promise, and its continuations run when they would.
- * Returns `run`'s result and whether the promise was built through the
- * stand-in (the global is back before this returns).
- */
-function queued(run: () => unknown, settled: { resolved: (reply: unknown) => void; rejected: (err: unknown) => void }): { result: unknown; seen: boolean } {
-  const global = globalThis as { Promise: PromiseConstructor };
-  const Original = global.Promise;
-  let seen = false;
-  const report = (fn: (v: unknown) => void, v: unknown): void => {
-    try {
-      fn(v);
-    } catch (err) {
-      logOnce('redis:finish', 'could not finish a node-redis span', err);
-    }
-  };
-  const seam: PromiseConstructor = new Proxy(Original, {
-    construct(target, args: unknown[], newTarget) {
-      const executor = args[0];
-      if (seen || newTarget !== seam || typeof executor !== 'function') return Reflect.construct(target, args, newTarget === seam ? target : newTarget) as object;
-      seen = true;
-      return Reflect.construct(
-        target,
-        [
-          function (this: unknown, resolve: (value: unknown) => void, reject: (reason: unknown) => void) {
-            return (executor as (res: (value: unknown) => void, rej: (reason: unknown) => void) => unknown).call(
-              this,
-              (value: unknown) => {
-                resolve(value);
-                report(settled.resolved, value);
-              },
-              (reason: unknown) => {
-                reject(reason);
-                report(settled.rejected, reason);
-              },
-            );
-          },
-        ],
-        target,
-      ) as object;
-    },
-  });
-  try {
-    global.Promise = seam;
-  } catch {
-    return { result: run(), seen: false };
-  }
-  try {
-    return { result: run(), seen };
-  } finally {
-    if (global.Promise === seam) global.Promise = Original;
-  }
-}
-
 /** Starts (or, for a redirected cluster attempt, takes over) the span of one command or batch; runs `run`. */
 function traced(client: NodeRedisClient, name: string, statement: () => string, request: () => RedisRequest, run: () => unknown, batch: boolean): unknown {
   const active = activeCall();
@@ -262,7 +199,7 @@ function traced(client: NodeRedisClient, name: string, statement: () => string, 
   let seen = false;
   try {
     if (batch) result = run();
-    else ({ result, seen } = queued(run, outcome(call, group, false)));
+    else ({ result, seen } = withPromiseSeam('node-redis', run, outcome(call, group, false)));
   } catch (err) {
     call.finish(err);
     throw err;
