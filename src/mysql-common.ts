@@ -37,14 +37,73 @@ function maxLength(options: MysqlOptions): number {
   return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
 }
 
+/**
+ * Masked texts and verbs of recent statements: applications send the same
+ * few texts over and over, and masking is a full scan of the text. Bounded
+ * (cleared when full); only texts up to `CACHED_TEXT_MAX` characters.
+ */
+const CACHE_SIZE = 512;
+const CACHED_TEXT_MAX = 2048;
+const maskedTexts = new Map<string, string>();
+const verbs = new Map<string, string>();
+
+function masked(text: string): string {
+  if (text.length > CACHED_TEXT_MAX) return maskSqlLiterals(text, 'mysql');
+  let out = maskedTexts.get(text);
+  if (out === undefined) {
+    out = maskSqlLiterals(text, 'mysql');
+    if (maskedTexts.size >= CACHE_SIZE) maskedTexts.clear();
+    maskedTexts.set(text, out);
+  }
+  return out;
+}
+
+/** The operation name's verb (upper case), or `QUERY`. */
+function verbOf(text: string | undefined): string {
+  if (text === undefined) return UNKNOWN_VERB;
+  if (text.length > CACHED_TEXT_MAX) return sqlVerb(text) || UNKNOWN_VERB;
+  let out = verbs.get(text);
+  if (out === undefined) {
+    out = sqlVerb(text) || UNKNOWN_VERB;
+    if (verbs.size >= CACHE_SIZE) verbs.clear();
+    verbs.set(text, out);
+  }
+  return out;
+}
+
 /** `db.statement` before truncation: the text with its literals masked, unless the user asked for the raw text. */
 function statementOf(text: string, options: MysqlOptions): string {
-  return options.recordRawStatement === true ? text : maskSqlLiterals(text, 'mysql');
+  return options.recordRawStatement === true ? text : masked(text);
 }
+
+/** The connection tags of a settings object, with the values they were made from (`changeUser` changes them). */
+interface ConnectionTagsEntry {
+  database: unknown;
+  user: unknown;
+  socketPath: unknown;
+  host: unknown;
+  port: unknown;
+  tags: TagMap;
+}
+
+const connectionTagCache = new WeakMap<object, ConnectionTagsEntry>();
 
 /** `db.instance`, `db.user` and `peer.*` from a connection's (or a pool's) settings; a Unix socket gives no peer. */
 export function connectionTags(tags: TagMap, config: MysqlConnectionConfig | undefined): void {
   if (config === undefined || config === null) return;
+  if (typeof config !== 'object') return computeConnectionTags(tags, config);
+  const entry = connectionTagCache.get(config);
+  if (entry !== undefined && entry.database === config.database && entry.user === config.user && entry.socketPath === config.socketPath && entry.host === config.host && entry.port === config.port) {
+    Object.assign(tags, entry.tags);
+    return;
+  }
+  const own: TagMap = {};
+  computeConnectionTags(own, config);
+  connectionTagCache.set(config, { database: config.database, user: config.user, socketPath: config.socketPath, host: config.host, port: config.port, tags: own });
+  Object.assign(tags, own);
+}
+
+function computeConnectionTags(tags: TagMap, config: MysqlConnectionConfig): void {
   if (typeof config.database === 'string' && config.database) tags[TAG.DB_INSTANCE] = config.database;
   if (typeof config.user === 'string' && config.user) tags[TAG.DB_USER] = config.user;
   if (typeof config.socketPath === 'string' && config.socketPath) return;
@@ -70,7 +129,7 @@ export function textOf(sql: unknown): string | undefined {
 export function startStatement(patch: MysqlPatch, config: MysqlConnectionConfig | undefined, text: string | undefined, values: unknown): Call | undefined {
   const options = optionsOf(patch);
   return startCall<MysqlQuery>(patch, {
-    operationName: OPERATION_PREFIX.MYSQL + ((text !== undefined && sqlVerb(text)) || UNKNOWN_VERB),
+    operationName: OPERATION_PREFIX.MYSQL + verbOf(text),
     tags(tags) {
       tags[TAG.DB_TYPE] = DB_TYPE_SQL;
       connectionTags(tags, config);
