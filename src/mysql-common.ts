@@ -317,6 +317,101 @@ export function runTraced(
   return result;
 }
 
+/** The connection call a pool call makes: it takes the pool call's span, and its command is observed for it. */
+function adopt(driver: Driver, pending: PoolCall, original: Method, connection: { config?: MysqlConnectionConfig }, args: IArguments): unknown {
+  pending.adopted = true;
+  if (!pending.hasCallback && !pending.attached) driver.watch?.(connection, pending.call);
+  const result = original.apply(connection, args as unknown as unknown[]);
+  if (!pending.attached) {
+    pending.attached = true;
+    safeAttach(driver, pending.call, pending.scope, result, pending.hasCallback, connection);
+  }
+  return result;
+}
+
+/**
+ * Pool calls by hand-off (mysql2): the pool call in progress (set while the
+ * pool's own method runs, which is when it asks for a connection), and the
+ * one whose connection callback is running (the pool makes its connection
+ * call synchronously from there). No async context is carried for it: the
+ * connection call finds its pool call here, whoever's context the pool runs
+ * the callback in.
+ */
+let poolCallInProgress: PoolCall | undefined;
+let handoff: PoolCall | undefined;
+
+/**
+ * For `pool.getConnection(cb)`: when the pool asks for a connection for a
+ * traced `pool.query`/`pool.execute` in progress, the callback that hands
+ * that pool call to the connection call the pool makes from it; else
+ * undefined (the caller binds `cb` to its context).
+ */
+export function poolConnectionCallback(cb: Callback): Callback | undefined {
+  const pending = poolCallInProgress;
+  if (pending === undefined) return undefined;
+  poolCallInProgress = undefined; // one connection per pool call
+  return function (this: unknown, err: unknown): unknown {
+    if (err !== null && err !== undefined) return cb.apply(this, arguments as unknown as unknown[]);
+    const previous = handoff;
+    handoff = pending;
+    try {
+      return cb.apply(this, arguments as unknown as unknown[]);
+    } finally {
+      handoff = previous;
+    }
+  };
+}
+
+/**
+ * `pool.query`/`pool.execute` of a driver whose pool asks for its connection
+ * through the patched `getConnection` (mysql2): the pool call is handed to
+ * the connection call (see `poolConnectionCallback`), with no async context
+ * of its own.
+ */
+export function tracedPoolCallByHandoff(
+  driver: Driver,
+  original: Method,
+  pool: { config?: { connectionConfig?: MysqlConnectionConfig } },
+  args: IArguments,
+  returnsCommand: boolean,
+): unknown {
+  const sql = args[0];
+  if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(pool, args as unknown as unknown[]);
+  const cbIndex = callbackIndex(args);
+  const call = startStatement(driver.patch, pool.config?.connectionConfig, textOf(sql), valuesOf(sql, args[1]));
+  if (call === undefined) return original.apply(pool, args as unknown as unknown[]);
+  const scope = callerScope();
+  const pending: PoolCall = { driver, call, scope, hasCallback: cbIndex >= 0, adopted: false, attached: false };
+  let list: ArrayLike<unknown> = args;
+  try {
+    if (cbIndex >= 0) {
+      const copy = Array.prototype.slice.call(args) as unknown[];
+      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback);
+      list = copy;
+    }
+  } catch (err) {
+    logOnce(`${driver.patch}:callback`, `could not wrap a ${driver.patch} pool callback; the statement goes on untraced`, err);
+    call.finish(undefined);
+    return original.apply(pool, args as unknown as unknown[]);
+  }
+  const previous = poolCallInProgress;
+  poolCallInProgress = pending;
+  let result: unknown;
+  try {
+    result = original.apply(pool, list as unknown[]);
+  } catch (err) {
+    call.finish(err);
+    throw err;
+  } finally {
+    poolCallInProgress = previous;
+  }
+  if (returnsCommand && !pending.attached && isCommand(result)) {
+    pending.attached = true;
+    safeAttach(driver, call, scope, result, pending.hasCallback, undefined);
+  }
+  return result;
+}
+
 /**
  * `connection.query`/`connection.execute`: one span, unless the call is the
  * one a traced pool call makes, which takes the pool call's span.
@@ -324,19 +419,15 @@ export function runTraced(
 export function tracedConnectionCall(driver: Driver, original: Method, connection: { config?: MysqlConnectionConfig }, args: IArguments): unknown {
   const sql = args[0];
   if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(connection, args as unknown as unknown[]);
+  const handed = handoff;
+  if (handed !== undefined && handed.driver === driver) {
+    handoff = undefined;
+    if (!handed.adopted) return adopt(driver, handed, original, connection, args);
+  }
   const outer = activeOuterClient();
   if (outer !== undefined && outer.component === driver.patch) {
     const pending = poolCalls.get(outer);
-    if (pending !== undefined && !pending.adopted) {
-      pending.adopted = true;
-      if (!pending.hasCallback && !pending.attached) driver.watch?.(connection, pending.call);
-      const result = original.apply(connection, args as unknown as unknown[]);
-      if (!pending.attached) {
-        pending.attached = true;
-        safeAttach(driver, pending.call, pending.scope, result, pending.hasCallback, connection);
-      }
-      return result;
-    }
+    if (pending !== undefined && !pending.adopted) return adopt(driver, pending, original, connection, args);
   }
   // `query(command)`: a command made by pool.query, a pool cluster or `createQuery`.
   if (isCommand(sql)) {
