@@ -128,21 +128,40 @@ export function textOf(sql: unknown): string | undefined {
  */
 export function startStatement(patch: MysqlPatch, config: MysqlConnectionConfig | undefined, text: string | undefined, values: unknown): Call | undefined {
   const options = optionsOf(patch);
-  return startCall<MysqlQuery>(patch, {
-    operationName: OPERATION_PREFIX.MYSQL + verbOf(text),
-    tags(tags) {
-      tags[TAG.DB_TYPE] = DB_TYPE_SQL;
-      connectionTags(tags, config);
-      const max = maxLength(options);
-      if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(statementOf(text, options), max);
-      if (options.captureParameters === true) {
-        const parameters = serializeSqlParameters(values, max);
-        if (parameters !== undefined) tags[TAG.DB_PARAMETERS] = parameters;
-      }
+  const statement: Statement = { config, text, values, options };
+  return startCall<MysqlQuery, unknown, Statement>(
+    patch,
+    {
+      operationName: OPERATION_PREFIX.MYSQL + verbOf(text),
+      tags: statementTags,
+      request: statementRequest,
+      loggableError: (err) => loggableError(err, text, values, options),
     },
-    request: () => ({ sql: text, values }),
-    loggableError: (err) => loggableError(err, text, values, options),
-  });
+    statement,
+  );
+}
+
+/** What a statement's span is made from (the subject of its `startCall`: the spec's functions are shared, not made per call). */
+interface Statement {
+  readonly config: MysqlConnectionConfig | undefined;
+  readonly text: string | undefined;
+  readonly values: unknown;
+  readonly options: MysqlOptions;
+}
+
+function statementTags(tags: TagMap, { config, text, values, options }: Statement): void {
+  tags[TAG.DB_TYPE] = DB_TYPE_SQL;
+  connectionTags(tags, config);
+  const max = maxLength(options);
+  if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(statementOf(text, options), max);
+  if (options.captureParameters === true) {
+    const parameters = serializeSqlParameters(values, max);
+    if (parameters !== undefined) tags[TAG.DB_PARAMETERS] = parameters;
+  }
+}
+
+function statementRequest({ text, values }: Statement): MysqlQuery {
+  return { sql: text, values };
 }
 
 /**
@@ -151,16 +170,37 @@ export function startStatement(patch: MysqlPatch, config: MysqlConnectionConfig 
  * itself over). Keeps `length`.
  */
 export function finishingCallback(call: Call, scope: AsyncResource, cb: Callback, onDone?: () => void): Callback {
-  const run = function (this: unknown, err: unknown, results: unknown): unknown {
-    if (onDone !== undefined) onDone();
-    call.finish(err, results, true);
-    return cb.apply(this, arguments as unknown as unknown[]);
-  };
+  // The usual arities are declared, not defined after (`defineProperty` on a fresh function is most of its cost).
+  switch (cb.length) {
+    case 2:
+      return function (this: unknown, _err: unknown, _results: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+    case 3:
+      return function (this: unknown, _err: unknown, _results: unknown, _fields: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+    case 1:
+      return function (this: unknown, _err: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+    case 0:
+      return function (this: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+  }
   const wrapped = function (this: unknown): unknown {
-    return scope.runInAsyncScope(run, this, ...(arguments as unknown as unknown[]));
+    return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
   };
   Object.defineProperty(wrapped, 'length', { value: cb.length, configurable: true });
   return wrapped;
+}
+
+/** The body of a `finishingCallback`, shared (no closure per call): `args` are the callback's arguments. */
+function finishThenCall(this: unknown, call: Call, cb: Callback, onDone: (() => void) | undefined, args: IArguments): unknown {
+  if (onDone !== undefined) onDone();
+  call.finish(args[0], args[1], true);
+  return cb.apply(this, args as unknown as unknown[]);
 }
 
 /**
