@@ -37,14 +37,73 @@ function maxLength(options: MysqlOptions): number {
   return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
 }
 
+/**
+ * Masked texts and verbs of recent statements: applications send the same
+ * few texts over and over, and masking is a full scan of the text. Bounded
+ * (cleared when full); only texts up to `CACHED_TEXT_MAX` characters.
+ */
+const CACHE_SIZE = 512;
+const CACHED_TEXT_MAX = 2048;
+const maskedTexts = new Map<string, string>();
+const verbs = new Map<string, string>();
+
+function masked(text: string): string {
+  if (text.length > CACHED_TEXT_MAX) return maskSqlLiterals(text, 'mysql');
+  let out = maskedTexts.get(text);
+  if (out === undefined) {
+    out = maskSqlLiterals(text, 'mysql');
+    if (maskedTexts.size >= CACHE_SIZE) maskedTexts.clear();
+    maskedTexts.set(text, out);
+  }
+  return out;
+}
+
+/** The operation name's verb (upper case), or `QUERY`. */
+function verbOf(text: string | undefined): string {
+  if (text === undefined) return UNKNOWN_VERB;
+  if (text.length > CACHED_TEXT_MAX) return sqlVerb(text) || UNKNOWN_VERB;
+  let out = verbs.get(text);
+  if (out === undefined) {
+    out = sqlVerb(text) || UNKNOWN_VERB;
+    if (verbs.size >= CACHE_SIZE) verbs.clear();
+    verbs.set(text, out);
+  }
+  return out;
+}
+
 /** `db.statement` before truncation: the text with its literals masked, unless the user asked for the raw text. */
 function statementOf(text: string, options: MysqlOptions): string {
-  return options.recordRawStatement === true ? text : maskSqlLiterals(text, 'mysql');
+  return options.recordRawStatement === true ? text : masked(text);
 }
+
+/** The connection tags of a settings object, with the values they were made from (`changeUser` changes them). */
+interface ConnectionTagsEntry {
+  database: unknown;
+  user: unknown;
+  socketPath: unknown;
+  host: unknown;
+  port: unknown;
+  tags: TagMap;
+}
+
+const connectionTagCache = new WeakMap<object, ConnectionTagsEntry>();
 
 /** `db.instance`, `db.user` and `peer.*` from a connection's (or a pool's) settings; a Unix socket gives no peer. */
 export function connectionTags(tags: TagMap, config: MysqlConnectionConfig | undefined): void {
   if (config === undefined || config === null) return;
+  if (typeof config !== 'object') return computeConnectionTags(tags, config);
+  const entry = connectionTagCache.get(config);
+  if (entry !== undefined && entry.database === config.database && entry.user === config.user && entry.socketPath === config.socketPath && entry.host === config.host && entry.port === config.port) {
+    Object.assign(tags, entry.tags);
+    return;
+  }
+  const own: TagMap = {};
+  computeConnectionTags(own, config);
+  connectionTagCache.set(config, { database: config.database, user: config.user, socketPath: config.socketPath, host: config.host, port: config.port, tags: own });
+  Object.assign(tags, own);
+}
+
+function computeConnectionTags(tags: TagMap, config: MysqlConnectionConfig): void {
   if (typeof config.database === 'string' && config.database) tags[TAG.DB_INSTANCE] = config.database;
   if (typeof config.user === 'string' && config.user) tags[TAG.DB_USER] = config.user;
   if (typeof config.socketPath === 'string' && config.socketPath) return;
@@ -69,21 +128,40 @@ export function textOf(sql: unknown): string | undefined {
  */
 export function startStatement(patch: MysqlPatch, config: MysqlConnectionConfig | undefined, text: string | undefined, values: unknown): Call | undefined {
   const options = optionsOf(patch);
-  return startCall<MysqlQuery>(patch, {
-    operationName: OPERATION_PREFIX.MYSQL + ((text !== undefined && sqlVerb(text)) || UNKNOWN_VERB),
-    tags(tags) {
-      tags[TAG.DB_TYPE] = DB_TYPE_SQL;
-      connectionTags(tags, config);
-      const max = maxLength(options);
-      if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(statementOf(text, options), max);
-      if (options.captureParameters === true) {
-        const parameters = serializeSqlParameters(values, max);
-        if (parameters !== undefined) tags[TAG.DB_PARAMETERS] = parameters;
-      }
+  const statement: Statement = { config, text, values, options };
+  return startCall<MysqlQuery, unknown, Statement>(
+    patch,
+    {
+      operationName: OPERATION_PREFIX.MYSQL + verbOf(text),
+      tags: statementTags,
+      request: statementRequest,
+      loggableError: (err) => loggableError(err, text, values, options),
     },
-    request: () => ({ sql: text, values }),
-    loggableError: (err) => loggableError(err, text, values, options),
-  });
+    statement,
+  );
+}
+
+/** What a statement's span is made from (the subject of its `startCall`: the spec's functions are shared, not made per call). */
+interface Statement {
+  readonly config: MysqlConnectionConfig | undefined;
+  readonly text: string | undefined;
+  readonly values: unknown;
+  readonly options: MysqlOptions;
+}
+
+function statementTags(tags: TagMap, { config, text, values, options }: Statement): void {
+  tags[TAG.DB_TYPE] = DB_TYPE_SQL;
+  connectionTags(tags, config);
+  const max = maxLength(options);
+  if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(statementOf(text, options), max);
+  if (options.captureParameters === true) {
+    const parameters = serializeSqlParameters(values, max);
+    if (parameters !== undefined) tags[TAG.DB_PARAMETERS] = parameters;
+  }
+}
+
+function statementRequest({ text, values }: Statement): MysqlQuery {
+  return { sql: text, values };
 }
 
 /**
@@ -92,16 +170,37 @@ export function startStatement(patch: MysqlPatch, config: MysqlConnectionConfig 
  * itself over). Keeps `length`.
  */
 export function finishingCallback(call: Call, scope: AsyncResource, cb: Callback, onDone?: () => void): Callback {
-  const run = function (this: unknown, err: unknown, results: unknown): unknown {
-    if (onDone !== undefined) onDone();
-    call.finish(err, results, true);
-    return cb.apply(this, arguments as unknown as unknown[]);
-  };
+  // The usual arities are declared, not defined after (`defineProperty` on a fresh function is most of its cost).
+  switch (cb.length) {
+    case 2:
+      return function (this: unknown, _err: unknown, _results: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+    case 3:
+      return function (this: unknown, _err: unknown, _results: unknown, _fields: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+    case 1:
+      return function (this: unknown, _err: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+    case 0:
+      return function (this: unknown): unknown {
+        return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
+      };
+  }
   const wrapped = function (this: unknown): unknown {
-    return scope.runInAsyncScope(run, this, ...(arguments as unknown as unknown[]));
+    return scope.runInAsyncScope(finishThenCall, this, call, cb, onDone, arguments);
   };
   Object.defineProperty(wrapped, 'length', { value: cb.length, configurable: true });
   return wrapped;
+}
+
+/** The body of a `finishingCallback`, shared (no closure per call): `args` are the callback's arguments. */
+function finishThenCall(this: unknown, call: Call, cb: Callback, onDone: (() => void) | undefined, args: IArguments): unknown {
+  if (onDone !== undefined) onDone();
+  call.finish(args[0], args[1], true);
+  return cb.apply(this, args as unknown as unknown[]);
 }
 
 /**
@@ -258,6 +357,101 @@ export function runTraced(
   return result;
 }
 
+/** The connection call a pool call makes: it takes the pool call's span, and its command is observed for it. */
+function adopt(driver: Driver, pending: PoolCall, original: Method, connection: { config?: MysqlConnectionConfig }, args: IArguments): unknown {
+  pending.adopted = true;
+  if (!pending.hasCallback && !pending.attached) driver.watch?.(connection, pending.call);
+  const result = original.apply(connection, args as unknown as unknown[]);
+  if (!pending.attached) {
+    pending.attached = true;
+    safeAttach(driver, pending.call, pending.scope, result, pending.hasCallback, connection);
+  }
+  return result;
+}
+
+/**
+ * Pool calls by hand-off (mysql2): the pool call in progress (set while the
+ * pool's own method runs, which is when it asks for a connection), and the
+ * one whose connection callback is running (the pool makes its connection
+ * call synchronously from there). No async context is carried for it: the
+ * connection call finds its pool call here, whoever's context the pool runs
+ * the callback in.
+ */
+let poolCallInProgress: PoolCall | undefined;
+let handoff: PoolCall | undefined;
+
+/**
+ * For `pool.getConnection(cb)`: when the pool asks for a connection for a
+ * traced `pool.query`/`pool.execute` in progress, the callback that hands
+ * that pool call to the connection call the pool makes from it; else
+ * undefined (the caller binds `cb` to its context).
+ */
+export function poolConnectionCallback(cb: Callback): Callback | undefined {
+  const pending = poolCallInProgress;
+  if (pending === undefined) return undefined;
+  poolCallInProgress = undefined; // one connection per pool call
+  return function (this: unknown, err: unknown): unknown {
+    if (err !== null && err !== undefined) return cb.apply(this, arguments as unknown as unknown[]);
+    const previous = handoff;
+    handoff = pending;
+    try {
+      return cb.apply(this, arguments as unknown as unknown[]);
+    } finally {
+      handoff = previous;
+    }
+  };
+}
+
+/**
+ * `pool.query`/`pool.execute` of a driver whose pool asks for its connection
+ * through the patched `getConnection` (mysql2): the pool call is handed to
+ * the connection call (see `poolConnectionCallback`), with no async context
+ * of its own.
+ */
+export function tracedPoolCallByHandoff(
+  driver: Driver,
+  original: Method,
+  pool: { config?: { connectionConfig?: MysqlConnectionConfig } },
+  args: IArguments,
+  returnsCommand: boolean,
+): unknown {
+  const sql = args[0];
+  if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(pool, args as unknown as unknown[]);
+  const cbIndex = callbackIndex(args);
+  const call = startStatement(driver.patch, pool.config?.connectionConfig, textOf(sql), valuesOf(sql, args[1]));
+  if (call === undefined) return original.apply(pool, args as unknown as unknown[]);
+  const scope = callerScope();
+  const pending: PoolCall = { driver, call, scope, hasCallback: cbIndex >= 0, adopted: false, attached: false };
+  let list: ArrayLike<unknown> = args;
+  try {
+    if (cbIndex >= 0) {
+      const copy = Array.prototype.slice.call(args) as unknown[];
+      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback);
+      list = copy;
+    }
+  } catch (err) {
+    logOnce(`${driver.patch}:callback`, `could not wrap a ${driver.patch} pool callback; the statement goes on untraced`, err);
+    call.finish(undefined);
+    return original.apply(pool, args as unknown as unknown[]);
+  }
+  const previous = poolCallInProgress;
+  poolCallInProgress = pending;
+  let result: unknown;
+  try {
+    result = original.apply(pool, list as unknown[]);
+  } catch (err) {
+    call.finish(err);
+    throw err;
+  } finally {
+    poolCallInProgress = previous;
+  }
+  if (returnsCommand && !pending.attached && isCommand(result)) {
+    pending.attached = true;
+    safeAttach(driver, call, scope, result, pending.hasCallback, undefined);
+  }
+  return result;
+}
+
 /**
  * `connection.query`/`connection.execute`: one span, unless the call is the
  * one a traced pool call makes, which takes the pool call's span.
@@ -265,19 +459,15 @@ export function runTraced(
 export function tracedConnectionCall(driver: Driver, original: Method, connection: { config?: MysqlConnectionConfig }, args: IArguments): unknown {
   const sql = args[0];
   if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(connection, args as unknown as unknown[]);
+  const handed = handoff;
+  if (handed !== undefined && handed.driver === driver) {
+    handoff = undefined;
+    if (!handed.adopted) return adopt(driver, handed, original, connection, args);
+  }
   const outer = activeOuterClient();
   if (outer !== undefined && outer.component === driver.patch) {
     const pending = poolCalls.get(outer);
-    if (pending !== undefined && !pending.adopted) {
-      pending.adopted = true;
-      if (!pending.hasCallback && !pending.attached) driver.watch?.(connection, pending.call);
-      const result = original.apply(connection, args as unknown as unknown[]);
-      if (!pending.attached) {
-        pending.attached = true;
-        safeAttach(driver, pending.call, pending.scope, result, pending.hasCallback, connection);
-      }
-      return result;
-    }
+    if (pending !== undefined && !pending.adopted) return adopt(driver, pending, original, connection, args);
   }
   // `query(command)`: a command made by pool.query, a pool cluster or `createQuery`.
   if (isCommand(sql)) {

@@ -24,7 +24,7 @@ import { bindToCurrentContext, isSuppressed } from '../context';
 import type { Instrumentation } from '../instrumentation';
 import type { Mysql2ConnectionInternals, Mysql2Module, Mysql2PoolInternals, Mysql2PreparedStatement } from '../internal-types';
 import { logOnce } from '../logger';
-import { ownerOf, runTraced, startStatement, tracedConnectionCall, tracedPoolCall, type Callback, type Driver, type Method } from '../mysql-common';
+import { ownerOf, poolConnectionCallback, runTraced, startStatement, tracedConnectionCall, tracedPoolCallByHandoff, type Callback, type Driver, type Method } from '../mysql-common';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'mysql2';
@@ -136,10 +136,12 @@ export const mysql2: Instrumentation<Mysql2Module> = {
           ? // A waiting caller is handed its connection from the releasing caller's context.
             function getConnection(this: unknown, cb?: unknown) {
               if (typeof cb !== 'function') return original.apply(this, arguments as never);
-              return original.call(this, bindToCurrentContext(cb as Callback));
+              // The pool's own call for a traced pool.query/execute: handed over, no context to carry.
+              const handing = poolConnectionCallback(cb as Callback);
+              return original.call(this, handing ?? bindToCurrentContext(cb as Callback));
             }
           : function (this: Mysql2PoolInternals) {
-              return tracedPoolCall(driver, original, this, arguments, name === 'query');
+              return tracedPoolCallByHandoff(driver, original, this, arguments, name === 'query');
             },
       );
     }
