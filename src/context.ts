@@ -153,21 +153,3 @@ export function bindToCurrentContext<F extends (...args: never[]) => unknown>(fn
 export function runInStore<T>(store: ContextStore | undefined, fn: () => T): T {
   return store === undefined ? storage.exit(fn) : storage.run(store, fn);
 }
-
-/**
- * Internal (http-server patch): makes `span` current for the rest of the
- * async resource running now, without restoring it afterwards
- * (AsyncLocalStorage `enterWith`). Node runs every later event of an HTTP
- * connection (the request body's 'data' and 'end') in the connection's
- * parser resource, after the 'request' event has returned; `spanInContext`
- * alone would not reach them.
- */
-export function enterSpan(span: Span): void {
-  const parent = storage.getStore();
-  storage.enterWith({ span, suppressed: parent?.suppressed ?? false });
-}
-
-/** Internal: puts back a store read with `currentStore()` for the rest of the running async resource. */
-export function enterStore(store: ContextStore | undefined): void {
-  storage.enterWith(store as ContextStore);
-}
