@@ -403,17 +403,21 @@ export function poolConnectionCallback(cb: Callback): Callback | undefined {
 }
 
 /**
- * `pool.query`/`pool.execute` of a driver whose pool asks for its connection
- * through the patched `getConnection` (mysql2): the pool call is handed to
- * the connection call (see `poolConnectionCallback`), with no async context
- * of its own.
+ * `pool.query`/`pool.execute`: one span from the call to the result, time
+ * waiting for a free connection included; the connection call the pool makes
+ * adopts it. `byHandoff` (mysql2, whose pool asks for its connection through
+ * the patched `getConnection`): the pool call is handed to the connection call
+ * in `poolCallInProgress` (see `poolConnectionCallback`), with no async
+ * context of its own; otherwise (mysql) through an outer client in the async
+ * context. `returnsCommand`: the pool hands back its command at once.
  */
-export function tracedPoolCallByHandoff(
+export function tracedPoolCall(
   driver: Driver,
   original: Method,
   pool: { config?: { connectionConfig?: MysqlConnectionConfig } },
   args: IArguments,
   returnsCommand: boolean,
+  byHandoff: boolean,
 ): unknown {
   const sql = args[0];
   if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(pool, args as unknown as unknown[]);
@@ -422,11 +426,19 @@ export function tracedPoolCallByHandoff(
   if (call === undefined) return original.apply(pool, args as unknown as unknown[]);
   const scope = callerScope();
   const pending: PoolCall = { driver, call, scope, hasCallback: cbIndex >= 0, adopted: false, attached: false };
+  const outer: OuterClient | undefined = byHandoff ? undefined : { span: call.span, component: driver.patch, done: false };
+  const over =
+    outer === undefined
+      ? undefined
+      : (): void => {
+          outer.done = true;
+        };
   let list: ArrayLike<unknown> = args;
   try {
+    if (outer !== undefined) poolCalls.set(outer, pending);
     if (cbIndex >= 0) {
       const copy = Array.prototype.slice.call(args) as unknown[];
-      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback);
+      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback, over);
       list = copy;
     }
   } catch (err) {
@@ -434,12 +446,17 @@ export function tracedPoolCallByHandoff(
     call.finish(undefined);
     return original.apply(pool, args as unknown as unknown[]);
   }
-  const previous = poolCallInProgress;
-  poolCallInProgress = pending;
   let result: unknown;
+  const previous = poolCallInProgress;
   try {
-    result = original.apply(pool, list as unknown[]);
+    if (outer === undefined) {
+      poolCallInProgress = pending;
+      result = original.apply(pool, list as unknown[]);
+    } else {
+      result = runWithOuterClient(outer, () => original.apply(pool, list as unknown[]));
+    }
   } catch (err) {
+    over?.();
     call.finish(err);
     throw err;
   } finally {
@@ -447,7 +464,7 @@ export function tracedPoolCallByHandoff(
   }
   if (returnsCommand && !pending.attached && isCommand(result)) {
     pending.attached = true;
-    safeAttach(driver, call, scope, result, pending.hasCallback, undefined);
+    safeAttach(driver, call, scope, result, pending.hasCallback, undefined, over);
   }
   return result;
 }
@@ -476,57 +493,6 @@ export function tracedConnectionCall(driver: Driver, original: Method, connectio
   }
   const call = startStatement(driver.patch, connection.config, textOf(sql), valuesOf(sql, args[1]));
   return runTraced(driver, call, original, connection, args, callbackIndex(args), connection);
-}
-
-/**
- * `pool.query`/`pool.execute`: one span from the call to the result, time
- * waiting for a free connection included; the connection call the pool makes
- * adopts it. `returnsCommand`: the pool hands back its command at once.
- */
-export function tracedPoolCall(
-  driver: Driver,
-  original: Method,
-  pool: { config?: { connectionConfig?: MysqlConnectionConfig } },
-  args: IArguments,
-  returnsCommand: boolean,
-): unknown {
-  const sql = args[0];
-  if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(pool, args as unknown as unknown[]);
-  const cbIndex = callbackIndex(args);
-  const call = startStatement(driver.patch, pool.config?.connectionConfig, textOf(sql), valuesOf(sql, args[1]));
-  if (call === undefined) return original.apply(pool, args as unknown as unknown[]);
-  const scope = callerScope();
-  const outer: OuterClient = { span: call.span, component: driver.patch, done: false };
-  const pending: PoolCall = { driver, call, scope, hasCallback: cbIndex >= 0, adopted: false, attached: false };
-  const over = (): void => {
-    outer.done = true;
-  };
-  let list: ArrayLike<unknown> = args;
-  try {
-    poolCalls.set(outer, pending);
-    if (cbIndex >= 0) {
-      const copy = Array.prototype.slice.call(args) as unknown[];
-      copy[cbIndex] = finishingCallback(call, scope, args[cbIndex] as Callback, over);
-      list = copy;
-    }
-  } catch (err) {
-    logOnce(`${driver.patch}:callback`, `could not wrap a ${driver.patch} pool callback; the statement goes on untraced`, err);
-    call.finish(undefined);
-    return original.apply(pool, args as unknown as unknown[]);
-  }
-  let result: unknown;
-  try {
-    result = runWithOuterClient(outer, () => original.apply(pool, list as unknown[]));
-  } catch (err) {
-    over();
-    call.finish(err);
-    throw err;
-  }
-  if (returnsCommand && !pending.attached && isCommand(result)) {
-    pending.attached = true;
-    safeAttach(driver, call, scope, result, pending.hasCallback, undefined, over);
-  }
-  return result;
 }
 
 /** The object on `proto`'s chain that defines `name` itself (mysql2 3.11.5 moved its methods to base classes). */

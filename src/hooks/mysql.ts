@@ -78,7 +78,7 @@ export const mysql: Instrumentation<object> = {
     if (Pool !== undefined) {
       wrapMethod(Pool.prototype, 'query', (original) =>
         function query(this: MysqlPoolInternals) {
-          return tracedPoolCall(driver, original, this, arguments, true);
+          return tracedPoolCall(driver, original, this, arguments, true, false);
         },
       );
       wrapMethod(Pool.prototype, 'getConnection', (original) =>

@@ -24,7 +24,7 @@ import { bindToCurrentContext, isSuppressed } from '../context';
 import type { Instrumentation } from '../instrumentation';
 import type { Mysql2ConnectionInternals, Mysql2Module, Mysql2PoolInternals, Mysql2PreparedStatement } from '../internal-types';
 import { logOnce } from '../logger';
-import { ownerOf, poolConnectionCallback, runTraced, startStatement, tracedConnectionCall, tracedPoolCallByHandoff, type Callback, type Driver, type Method } from '../mysql-common';
+import { ownerOf, poolConnectionCallback, runTraced, startStatement, tracedConnectionCall, tracedPoolCall, type Callback, type Driver, type Method } from '../mysql-common';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'mysql2';
@@ -141,7 +141,7 @@ export const mysql2: Instrumentation<Mysql2Module> = {
               return original.call(this, handing ?? bindToCurrentContext(cb as Callback));
             }
           : function (this: Mysql2PoolInternals) {
-              return tracedPoolCallByHandoff(driver, original, this, arguments, name === 'query');
+              return tracedPoolCall(driver, original, this, arguments, name === 'query', true);
             },
       );
     }
