@@ -4,7 +4,7 @@ import type { Cluster } from 'ioredis';
 import { spanInContext, suppressInstrumentation } from '../src';
 import { patchModuleAs } from '../src/patcher';
 import { assertLoggedAs, uniqueName } from './helpers/db';
-import { startCluster, type LocalCluster } from './helpers/redis-cluster';
+import { useLocalCluster } from './helpers/redis-cluster';
 import { logs, parentId, spanId, tag, tags, useTracing, type JaegerSpan, type TestTracer } from './helpers/tracing';
 
 type RedisClass = typeof IORedis;
@@ -30,14 +30,7 @@ async function ownerPort(cluster: Cluster, key: string): Promise<number> {
 }
 
 describe('ioredis patch on a local Redis Cluster', () => {
-  let local: LocalCluster;
-  before(async function () {
-    this.timeout(60000);
-    local = await startCluster(3);
-  });
-  after(async () => {
-    if (local) await local.stop();
-  });
+  const localCluster = useLocalCluster();
 
   for (const version of VERSIONS) {
     describe(version.label, () => {
@@ -48,7 +41,7 @@ describe('ioredis patch on a local Redis Cluster', () => {
 
       before(async () => {
         if (version.alias) patchModuleAs('ioredis', Redis);
-        cluster = new Redis.Cluster(local.nodes, { lazyConnect: true });
+        cluster = new Redis.Cluster(localCluster().nodes, { lazyConnect: true });
         await suppressInstrumentation(() => cluster.connect());
       });
       after(async () => {
@@ -96,7 +89,7 @@ describe('ioredis patch on a local Redis Cluster', () => {
       it('a MOVED redirection is followed within the one span, tagged with the node that answered', async () => {
         const key = `${prefix}:moved`;
         const right = await ownerPort(cluster, key);
-        const wrong = local.ports.find((p) => p !== right)!;
+        const wrong = localCluster().ports.find((p) => p !== right)!;
         const slot = Number(await suppressInstrumentation(() => cluster.cluster('KEYSLOT', key)));
         const table = (cluster as unknown as { slots: string[][] }).slots;
         table[slot] = [`127.0.0.1:${wrong}`]; // a stale slot table: the wrong node answers MOVED
@@ -119,7 +112,7 @@ describe('ioredis patch on a local Redis Cluster', () => {
       });
 
       it('a command issued before the cluster is ready gives one span under its caller', async () => {
-        const lazy = new Redis.Cluster(local.nodes, { lazyConnect: true });
+        const lazy = new Redis.Cluster(localCluster().nodes, { lazyConnect: true });
         const connector = t.tracer.startSpan('connector');
         const caller = t.tracer.startSpan('caller');
         try {

@@ -3,7 +3,7 @@ import { spanInContext, suppressInstrumentation } from '../src';
 import { patchModuleAs } from '../src/patcher';
 import { CANARY } from './helpers/canary';
 import { uniqueName, unhandled } from './helpers/db';
-import { startCluster, type LocalCluster } from './helpers/redis-cluster';
+import { useLocalCluster } from './helpers/redis-cluster';
 import { parentId, spanId, tag, useTracing, type TestTracer, type JaegerSpan } from './helpers/tracing';
 import { VERSIONS } from './helpers/node-redis';
 
@@ -56,14 +56,7 @@ async function settled(direct: Client[], slot: number, port: number): Promise<vo
 }
 
 describe('redis patch on a local Redis Cluster', () => {
-  let local: LocalCluster;
-  before(async function () {
-    this.timeout(60000);
-    local = await startCluster(3);
-  });
-  after(async () => {
-    if (local) await local.stop();
-  });
+  const localCluster = useLocalCluster();
 
   for (const version of VERSIONS) {
     describe(version.label, () => {
@@ -75,10 +68,10 @@ describe('redis patch on a local Redis Cluster', () => {
       before(async () => {
         version.redis();
         patchModuleAs('@redis/client', version.core());
-        cluster = version.redis().createCluster({ rootNodes: local.nodes.map((n) => ({ socket: n })) });
+        cluster = version.redis().createCluster({ rootNodes: localCluster().nodes.map((n) => ({ socket: n })) });
         cluster.on('error', () => undefined);
         await suppressInstrumentation(() => cluster.connect());
-        direct = await Promise.all(local.ports.map((p) => nodeClient(version, p)));
+        direct = await Promise.all(localCluster().ports.map((p) => nodeClient(version, p)));
       });
       after(async () => {
         await suppressInstrumentation(async () => {
@@ -110,7 +103,7 @@ describe('redis patch on a local Redis Cluster', () => {
       it('connecting a cluster (CLUSTER SLOTS and the nodes\' handshakes) is not traced', async () => {
         const parent = t.tracer.startSpan('parent');
         await spanInContext(parent, async () => {
-          const c = version.redis().createCluster({ rootNodes: local.nodes.map((n) => ({ socket: n })) });
+          const c = version.redis().createCluster({ rootNodes: localCluster().nodes.map((n) => ({ socket: n })) });
           c.on('error', () => undefined);
           await c.connect();
           await c.quit();
@@ -122,8 +115,8 @@ describe('redis patch on a local Redis Cluster', () => {
       it('a MOVED redirection is followed within the one span, tagged with the node that answered; the slot refresh is not traced', async () => {
         const key = `${prefix}:moved`;
         const { slot, port } = await owner(direct, key);
-        const target = local.ports.find((p) => p !== port)!;
-        const targetId = await suppressInstrumentation(() => direct[local.ports.indexOf(target)].sendCommand(['CLUSTER', 'MYID']));
+        const target = localCluster().ports.find((p) => p !== port)!;
+        const targetId = await suppressInstrumentation(() => direct[localCluster().ports.indexOf(target)].sendCommand(['CLUSTER', 'MYID']));
         // Hand the (empty) slot to another node behind the cluster client's back: its table is now stale.
         await suppressInstrumentation(async () => {
           for (const c of direct) await c.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', String(targetId)]);
@@ -143,9 +136,9 @@ describe('redis patch on a local Redis Cluster', () => {
       it('an ASK redirection (slot migrating) is followed within the one span; ASKING is not a span of its own', async () => {
         const key = `${prefix}:ask`;
         const { slot, port } = await owner(direct, key);
-        const source = direct[local.ports.indexOf(port)];
-        const targetPort = local.ports.find((p) => p !== port)!;
-        const target = direct[local.ports.indexOf(targetPort)];
+        const source = direct[localCluster().ports.indexOf(port)];
+        const targetPort = localCluster().ports.find((p) => p !== port)!;
+        const target = direct[localCluster().ports.indexOf(targetPort)];
         await suppressInstrumentation(async () => {
           const sourceId = String(await source.sendCommand(['CLUSTER', 'MYID']));
           const targetId = String(await target.sendCommand(['CLUSTER', 'MYID']));

@@ -112,3 +112,22 @@ export async function startCluster(size = 3): Promise<LocalCluster> {
   }
   return { ports, nodes: ports.map((port) => ({ host: HOST, port })), stop };
 }
+
+/**
+ * For a describe block: starts a local cluster of `size` nodes before it and
+ * stops it after; `cluster()` gives it to the block's tests and hooks.
+ */
+export function useLocalCluster(size = 3): () => LocalCluster {
+  let local: LocalCluster | undefined;
+  before(async function () {
+    this.timeout(60000);
+    local = await startCluster(size);
+  });
+  after(async () => {
+    if (local) await local.stop();
+  });
+  return () => {
+    if (local === undefined) throw new Error('the local cluster is not started');
+    return local;
+  };
+}
