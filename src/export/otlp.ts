@@ -1,28 +1,21 @@
 /**
  * The `otlp` exporter: the spans jaeger-client's tracer records, sent as
- * OTLP over HTTP/protobuf by OpenTelemetry's own exporter
- * (`@opentelemetry/exporter-trace-otlp-proto`: encoding, endpoint and
- * header variables, retries with backoff as the OTLP specification says).
+ * OTLP over HTTP/protobuf by OpenTelemetry's own HTTP export machinery
+ * (`@opentelemetry/otlp-exporter-base`, as `exporter-trace-otlp-proto`
+ * builds it: endpoint and header variables, timeouts, retries with backoff
+ * as the OTLP specification says), with the spans encoded by ./otlp-proto.ts
+ * straight from jaeger's span objects.
  *
  * `OtlpReporter` is a jaeger-client reporter (`report`, `setProcess`,
  * `close`, as jaeger's Tracer calls them, dist/src/tracer.js; `flush` as this
  * package's flushTracer does). `report()` only puts the finished span in a
  * bounded queue (full: the span is dropped and counted); batches are
  * converted and sent off the `finish()` path: by an unref'd timer, and on
- * the next turn of the loop once a batch is full. The conversion builds the
- * `ReadableSpan` shape the OTLP serializer reads (otlp-transformer
- * build/src/trace/protobuf/trace-serializer.js) straight from jaeger's span:
- *
- * - trace id: jaeger's 64- or 128-bit id, left-padded to 16 bytes; span ids 8 bytes;
- * - `span.kind` tag → SpanKind (client, server, producer, consumer; else internal);
- * - the first childOf reference → parentSpanId; followsFrom references (and
- *   further childOf ones) → links;
- * - logs → events named by their `event` field (else `log`), the other fields as attributes;
- * - `error=true` → status ERROR, its message from the error log;
- * - other tags → attributes (objects as JSON, as jaeger serializes them);
- * - resource: `service.name` (the tracer's service name), jaeger's tracer
- *   tags (hostname, ip, client-uuid, jaeger.version and the application's
- *   `JAEGER_TAGS`), and `OTEL_RESOURCE_ATTRIBUTES`.
+ * the next turn of the loop once a batch is full. The mapping of jaeger's
+ * span to OTLP is described in ./otlp-proto.ts. The resource:
+ * `service.name` (the tracer's service name), jaeger's tracer tags
+ * (hostname, ip, client-uuid, jaeger.version and the application's
+ * `JAEGER_TAGS`), and `OTEL_RESOURCE_ATTRIBUTES`.
  *
  * The exporter's own HTTP requests (and their retries) run under
  * `suppressInstrumentation`: never traced. A failed export prints one
@@ -35,8 +28,9 @@
 import type { JaegerSpanInternals } from '../internal-types';
 import { suppressInstrumentation } from '../context';
 import { logOnce } from '../logger';
-import { hexId, isError, isZeroId, plainValue, referencesOf, tagsOf, type TagValue } from './jaeger-span';
+import { tagsOf, type TagValue } from './jaeger-span';
 import { warnOnce } from '../logger';
+import { encodeResource, encodeTraceRequest, ProtoWriter } from './otlp-proto';
 
 export interface OtlpExporterOptions {
   /**
@@ -58,44 +52,22 @@ export interface OtlpExporterOptions {
   timeoutMillis?: number;
 }
 
-/** The parts of `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter used here. */
+/** The parts of `@opentelemetry/otlp-exporter-base`'s OTLPExporterBase used here; its items are jaeger spans. */
 interface SpanExporterLike {
-  export(spans: unknown[], done: (result: { code: number; error?: Error }) => void): void;
+  export(spans: JaegerSpanInternals[], done: (result: { code: number; error?: Error }) => void): void;
   shutdown(): Promise<void>;
 }
 
 type Attributes = Record<string, TagValue>;
-type HrTime = [number, number];
 
-/** The fields of OpenTelemetry's `ReadableSpan` that the OTLP serializer reads. */
-interface OtlpSpan {
-  name: string;
-  kind: number;
-  spanContext(): { traceId: string; spanId: string; traceFlags: number };
-  parentSpanContext?: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean };
-  startTime: HrTime;
-  endTime: HrTime;
-  duration: HrTime;
-  ended: boolean;
-  status: { code: number; message?: string };
-  attributes: Attributes;
-  links: Array<{ context: { traceId: string; spanId: string; traceFlags: number }; attributes: Attributes }>;
-  events: Array<{ name: string; time: HrTime; attributes: Attributes }>;
-  resource: unknown;
-  instrumentationScope: { name: string; version?: string };
-  droppedAttributesCount: number;
-  droppedEventsCount: number;
-  droppedLinksCount: number;
+/** What is used of `@opentelemetry/otlp-exporter-base/node-http` (0.2xx). */
+interface NodeHttpExport {
+  convertLegacyHttpOptions(config: object, signal: string, path: string, headers: Record<string, string>): object;
+  createOtlpHttpExportDelegate(options: object, serializer: never, componentType: string, metricsHelper: never): never;
 }
 
-// @opentelemetry/api SpanKind and SpanStatusCode values (the serializer adds 1 to the kind).
-const KIND: Record<string, number> = { server: 1, client: 2, producer: 3, consumer: 4 };
-const KIND_INTERNAL = 0;
-const STATUS_UNSET = 0;
-const STATUS_ERROR = 2;
 const EXPORT_SUCCESS = 0;
-
-const SCOPE = { name: 'opentracing-instrumentation' };
+const SCOPE_NAME = 'opentracing-instrumentation';
 
 /** The URL the OpenTelemetry exporter sends to with these options and this environment (for messages). */
 export function otlpTracesUrl(options: OtlpExporterOptions = {}, env: NodeJS.ProcessEnv = process.env): string {
@@ -105,115 +77,6 @@ export function otlpTracesUrl(options: OtlpExporterOptions = {}, env: NodeJS.Pro
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   if (base) return `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
   return 'http://localhost:4318/v1/traces';
-}
-
-function hrTime(ms: number): HrTime {
-  const seconds = Math.floor(ms / 1000);
-  return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
-}
-
-interface SpanContextLike {
-  traceId: string;
-  spanId: string;
-  traceFlags: number;
-}
-
-/** A converted span: `ReadableSpan`'s fields, `spanContext()` on the prototype (no closure per span). */
-class ConvertedSpan implements OtlpSpan {
-  kind = KIND_INTERNAL;
-  parentSpanContext: SpanContextLike | undefined = undefined;
-  status: OtlpSpan['status'] = { code: STATUS_UNSET };
-  links: OtlpSpan['links'] = [];
-  events: OtlpSpan['events'] = [];
-  ended = true;
-  instrumentationScope = SCOPE;
-  droppedAttributesCount = 0;
-  droppedEventsCount = 0;
-  droppedLinksCount = 0;
-  startTime: HrTime;
-  endTime: HrTime;
-  duration: HrTime;
-
-  constructor(
-    public name: string,
-    private readonly context: SpanContextLike,
-    public attributes: Attributes,
-    public resource: unknown,
-    startMs: number,
-    durationMs: number,
-  ) {
-    this.startTime = hrTime(startMs);
-    this.endTime = hrTime(startMs + durationMs);
-    this.duration = hrTime(durationMs);
-  }
-
-  spanContext(): SpanContextLike {
-    return this.context;
-  }
-}
-
-/** Converts one finished jaeger span. */
-export function toOtlpSpan(span: JaegerSpanInternals, resource: unknown): OtlpSpan {
-  const ctx = span._spanContext;
-  const traceId = hexId(ctx.traceId, 32);
-  const traceFlags = ctx.flags & 1;
-  const attributes = tagsOf(span._tags);
-  const out = new ConvertedSpan(
-    String(span._operationName),
-    { traceId, spanId: hexId(ctx.spanId, 16), traceFlags },
-    attributes,
-    resource,
-    span._startTime,
-    span._duration ?? 0,
-  );
-  const kindTag = attributes['span.kind'];
-  if (kindTag !== undefined) {
-    if (typeof kindTag === 'string' && KIND[kindTag] !== undefined) out.kind = KIND[kindTag];
-    delete attributes['span.kind'];
-  }
-
-  let errorLog: Attributes | undefined;
-  const logs = span._logs;
-  if (logs !== undefined && logs.length > 0) {
-    for (const log of logs) {
-      const fields: Attributes = {};
-      let name = 'log';
-      for (const f of log.fields ?? []) {
-        if (!f || typeof f.key !== 'string') continue;
-        if (f.key === 'event') name = String(f.value);
-        else fields[f.key] = plainValue(f.value);
-      }
-      if (name === 'error' && errorLog === undefined) errorLog = fields;
-      out.events.push({ name, time: hrTime(log.timestamp), attributes: fields });
-    }
-  }
-  if (isError(attributes)) {
-    out.status.code = STATUS_ERROR;
-    const message = errorLog?.message ?? errorLog?.['error.kind'];
-    if (message !== undefined) out.status.message = String(message);
-  }
-
-  // The parent is the first childOf reference (jaeger also makes a lone
-  // followsFrom its parentId; OTLP carries that as a link, as Jaeger's own
-  // OTLP translation does); every other reference is a link.
-  const refs = span._references;
-  if (refs === undefined || refs.length === 0) {
-    if (!isZeroId(ctx.parentId)) out.parentSpanContext = { traceId, spanId: hexId(ctx.parentId, 16), traceFlags };
-  } else {
-    const references = referencesOf(span);
-    const parentRef = references.find((r) => r.type === 'child_of');
-    if (parentRef !== undefined && !isZeroId(parentRef.spanId)) {
-      out.parentSpanContext = { traceId, spanId: hexId(parentRef.spanId, 16), traceFlags };
-    }
-    for (const ref of references) {
-      if (ref === parentRef) continue;
-      out.links.push({
-        context: { traceId: hexId(ref.traceId, 32), spanId: hexId(ref.spanId, 16), traceFlags },
-        attributes: { 'opentracing.ref_type': ref.type },
-      });
-    }
-  }
-  return out;
 }
 
 /** The kind of a failed export, for one warning per kind. */
@@ -239,7 +102,11 @@ export class OtlpReporter {
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
   private exporter: SpanExporterLike | null | undefined;
-  private resource: unknown;
+  private resource: Uint8Array | undefined;
+  /** The encoder's buffer, reused from batch to batch. */
+  private readonly writer = new ProtoWriter();
+  /** Spans the last serialization left out. */
+  private encodeFailed = 0;
   private serviceName = 'unknown';
   private processAttributes: Attributes = {};
   private inFlight = 0;
@@ -302,29 +169,56 @@ export class OtlpReporter {
     return this.queue.length;
   }
 
-  private buildResource(): unknown {
+  /** The resource's attributes, encoded once (the tracer's process may change it: `setProcess`). */
+  private resourceBytes(): Uint8Array {
+    if (this.resource !== undefined) return this.resource;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { resourceFromAttributes, envDetector } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+    const { envDetector } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
     const fromEnv = envDetector.detect().attributes ?? {};
     const attributes: Record<string, unknown> = { ...this.processAttributes };
     if (typeof attributes.hostname === 'string' && attributes['host.name'] === undefined) attributes['host.name'] = attributes.hostname;
     Object.assign(attributes, this.options.resourceAttributes, fromEnv, { 'service.name': this.serviceName });
-    return resourceFromAttributes(attributes as Attributes);
+    this.resource = encodeResource(attributes);
+    return this.resource;
   }
 
+  /**
+   * OpenTelemetry's OTLP/HTTP export (what `exporter-trace-otlp-proto`'s
+   * OTLPTraceExporter is made of, through the packages' public entry points)
+   * with this file's serializer: the items it is given are jaeger spans.
+   */
   private getExporter(): SpanExporterLike | null {
     if (this.exporter !== undefined) return this.exporter;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { OTLPExporterBase } = require('@opentelemetry/otlp-exporter-base') as typeof import('@opentelemetry/otlp-exporter-base');
+      // A subpath export: typed by hand (this package's tsconfig resolves with `node`, which does not read `exports`).
+      const nodeHttp = require('@opentelemetry/otlp-exporter-base/node-http') as NodeHttpExport;
+      const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+      /* eslint-enable @typescript-eslint/no-require-imports */
       const config: Record<string, unknown> = {};
       if (this.options.url) config.url = this.options.url;
       if (this.options.headers) config.headers = this.options.headers;
       if (this.options.timeoutMillis !== undefined) config.timeoutMillis = this.options.timeoutMillis;
       config.httpAgentOptions = (protocol: string) => this.agent(protocol);
-      this.exporter = new OTLPTraceExporter(config) as unknown as SpanExporterLike;
+      const serializer = {
+        serializeRequest: (spans: JaegerSpanInternals[]): Uint8Array => {
+          const encoded = encodeTraceRequest(spans, this.resourceBytes(), SCOPE_NAME, this.writer);
+          this.encodeFailed = encoded.failed;
+          return encoded.bytes;
+        },
+        // The collector's answer (partial success) is OpenTelemetry's to read.
+        deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
+      };
+      const delegate = nodeHttp.createOtlpHttpExportDelegate(
+        nodeHttp.convertLegacyHttpOptions(config, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
+        serializer as never,
+        'otlp_http_span_exporter',
+        TraceExporterMetricsHelper as never,
+      );
+      this.exporter = new OTLPExporterBase(delegate) as unknown as SpanExporterLike;
     } catch (err) {
-      warnOnce('otlp-load', `otlp exporter: could not load @opentelemetry/exporter-trace-otlp-proto (${(err as Error).message}); spans are dropped`);
+      warnOnce('otlp-load', `otlp exporter: could not load OpenTelemetry's OTLP exporter packages (${(err as Error).message}); spans are dropped`);
       this.exporter = null;
     }
     return this.exporter;
@@ -383,25 +277,18 @@ export class OtlpReporter {
       this.failed += batch.length;
       return;
     }
-    if (this.resource === undefined) this.resource = this.buildResource();
-    const spans: OtlpSpan[] = [];
-    for (const span of batch) {
-      try {
-        spans.push(toOtlpSpan(span, this.resource));
-      } catch (err) {
-        this.failed++;
-        logOnce('otlp-convert', 'otlp exporter: a span could not be converted; dropped', err);
-      }
-    }
-    if (spans.length === 0) return;
+    const spans = batch;
     this.inFlight++;
     let ended = false;
+    let failedToEncode = 0;
     const done = (result: { code: number; error?: Error }): void => {
       if (ended) return;
       ended = true;
       this.inFlight--;
       if (result.code === EXPORT_SUCCESS) {
-        this.exported += spans.length;
+        // Spans that could not be encoded (serialized synchronously in export()) were never sent.
+        this.exported += spans.length - failedToEncode;
+        this.failed += failedToEncode;
       } else {
         this.failed += spans.length;
         const kind = failureKind(result.error);
@@ -409,9 +296,11 @@ export class OtlpReporter {
       }
       this.settle();
     };
+    this.encodeFailed = 0;
     try {
       // The exporter's requests, retries and timers inherit this context: never traced.
       suppressInstrumentation(() => exporter.export(spans, done));
+      failedToEncode = this.encodeFailed;
     } catch (err) {
       done({ code: 1, error: err as Error });
     }

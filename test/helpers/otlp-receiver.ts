@@ -159,6 +159,8 @@ export interface OtlpSpan {
   startTimeUnixNano: bigint;
   endTimeUnixNano: bigint;
   attributes: Record<string, Value>;
+  /** The attributes' keys as sent, in order (a key sent twice shows twice). */
+  attributeKeys: string[];
   events: Array<{ name: string; timeUnixNano: bigint; attributes: Record<string, Value> }>;
   links: Array<{ traceId: string; spanId: string; attributes: Record<string, Value> }>;
   /** OTLP StatusCode: 0 unset, 1 ok, 2 error. */
@@ -195,7 +197,8 @@ export interface OtlpReceiver {
 
 const u64 = (v: unknown): bigint => BigInt((v as string | undefined) ?? 0);
 
-function decode(body: Buffer): OtlpSpan[] {
+/** The spans of one OTLP/protobuf request body. */
+export function decodeOtlpRequest(body: Buffer): OtlpSpan[] {
   const decoded = ExportTraceServiceRequest.decode(body);
   const message = ExportTraceServiceRequest.toObject(decoded, { longs: String, oneofs: true }) as {
     resourceSpans?: Array<{
@@ -219,6 +222,7 @@ function decode(body: Buffer): OtlpSpan[] {
           startTimeUnixNano: u64(s.startTimeUnixNano),
           endTimeUnixNano: u64(s.endTimeUnixNano),
           attributes: attributesOf(s.attributes as RawKeyValue[]),
+          attributeKeys: ((s.attributes as RawKeyValue[]) ?? []).map((kv) => kv.key),
           events: ((s.events as Array<Record<string, unknown>>) ?? []).map((e) => ({
             name: e.name as string,
             timeUnixNano: u64(e.timeUnixNano),
@@ -268,7 +272,7 @@ export function startOtlpReceiver(): Promise<OtlpReceiver> {
         return;
       }
       try {
-        const spans = decode(Buffer.concat(chunks));
+        const spans = decodeOtlpRequest(Buffer.concat(chunks));
         record.spans = spans.length;
         receiver.spans.push(...spans);
         res.setHeader('content-type', 'application/x-protobuf');
