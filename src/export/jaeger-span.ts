@@ -3,7 +3,6 @@
  * for the exporters of this folder: ids as hex, times, tags and logs as
  * plain values. Shapes in ../internal-types.ts.
  */
-import { REFERENCE_CHILD_OF, REFERENCE_FOLLOWS_FROM, Tags } from 'opentracing';
 import type { JaegerSpanInternals, RawTag } from '../internal-types';
 
 export type TagValue = string | number | boolean;
@@ -52,36 +51,4 @@ export function tagsOf(raw: readonly RawTag[] | undefined): Record<string, TagVa
   if (!raw) return out;
   for (const t of raw) if (t && typeof t.key === 'string') out[t.key] = plainValue(t.value);
   return out;
-}
-
-export interface SpanReference {
-  type: 'child_of' | 'follows_from';
-  traceId: Buffer | null;
-  spanId: Buffer | null;
-}
-
-export function referencesOf(span: JaegerSpanInternals): SpanReference[] {
-  const out: SpanReference[] = [];
-  for (const ref of span._references ?? []) {
-    try {
-      const type = ref.type();
-      if (type !== REFERENCE_CHILD_OF && type !== REFERENCE_FOLLOWS_FROM) continue;
-      const ctx = ref.referencedContext();
-      out.push({ type, traceId: ctx.traceId, spanId: ctx.spanId });
-    } catch {
-      // a reference we cannot read is left out
-    }
-  }
-  return out;
-}
-
-/** The message of a failed span: its error log's `message` (else `error.kind`), if any. */
-export function errorMessage(logs: ReadonlyArray<Record<string, TagValue>>): string | undefined {
-  const log = logs.find((l) => l.event === 'error');
-  const message = log?.message ?? log?.['error.kind'];
-  return message === undefined ? undefined : String(message);
-}
-
-export function isError(tags: Record<string, TagValue>): boolean {
-  return tags[Tags.ERROR] === true || tags[Tags.ERROR] === 'true';
 }
