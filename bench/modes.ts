@@ -214,7 +214,7 @@ function otel(mode: ModeId, config: ModeConfig): Controller {
     async close() {
       for (const i of instrumentations) i.disable();
       parent.end();
-      // 4e: the final export to the closed port fails; that is the point, not an error of the run.
+      // 4e: the final export to the closed port fails (and is retried); that is the point, not an error of the run.
       await provider.shutdown().catch(() => undefined);
     },
   };
