@@ -56,7 +56,7 @@ export interface ModeConfig {
   otlpQueueSize?: number;
 }
 
-/** The flush task's longest measuring window, ms (bench/worker.ts). */
+/** The flush task's longest wait for flushTracer() after the spans are finished, ms (bench/worker.ts). */
 export const FLUSH_WINDOW_MS = 3000;
 
 /** Where 3o and 4e export: nothing listens, so each export fails at connect (ECONNREFUSED) and is dropped. */
