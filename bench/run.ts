@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as net from 'net';
-import { CLIENT_NAMES, type ClientName, type Targets } from './clients';
+import { CLIENT_NAMES, concurrencyFor, type ClientName, type Targets } from './clients';
 import { ROOT, scriptArgs } from './paths';
 import { MODE_IDS, type ModeId } from './modes';
 import { checkTargets, checksText, flushTable, issueTable, latencyTable, memoryTable, startupTable } from './report';
@@ -245,7 +245,17 @@ async function main(): Promise<void> {
       targets: peer.targets,
       udpPort: peer.udpPort,
       closedPort: otlpPort,
+      strict: settings.smoke,
     });
+    /** A full run goes on past a failed worker: its rows say so, the other modes keep their figures. */
+    const tolerant = async (mode: ModeId, task: WorkerInput['task'], flags: string[] = []): Promise<WorkerOutput | undefined> => {
+      try {
+        return await runWorker(input(mode, task), flags);
+      } catch (err) {
+        log(`${err instanceof Error ? err.message : String(err)}; going on without it`);
+        return undefined;
+      }
+    };
     const flushModes: ModeId[] = ['3', '3o'];
     if (settings.smoke) {
       // Smoke: a few workers at a time (each loads every client library), to finish in seconds; the figures mean nothing.
@@ -268,16 +278,26 @@ async function main(): Promise<void> {
     } else {
       for (const mode of settings.modes) {
         log(`mode ${mode}`);
-        outputs.push(await runWorker(input(mode, 'latency')));
+        const out = await tolerant(mode, 'latency');
+        outputs.push(
+          out ?? {
+            mode,
+            memory: [],
+            latency: settings.clients.flatMap((client) =>
+              concurrencyFor(client, settings.concurrency).map((concurrency) => ({ client, concurrency, unsupported: 'worker failed (see the log)' })),
+            ),
+          },
+        );
       }
       if (settings.memory) {
         log(`memory: up to ${settings.memoryCalls} calls per client (at most ${settings.memoryMs} ms per reading), mode 3`);
-        memory = (await runWorker(input('3', 'memory'), ['--expose-gc'])).memory;
+        memory = (await tolerant('3', 'memory', ['--expose-gc']))?.memory ?? [];
       }
       if (settings.flush) {
         for (const mode of flushModes) {
           log(`event loop during a flush of ${settings.flushSpans} spans, mode ${mode}`);
-          flushes.push((await runWorker(input(mode, 'flush'))).flush!);
+          const out = await tolerant(mode, 'flush');
+          if (out?.flush) flushes.push(out.flush);
         }
       }
       if (settings.startup) {

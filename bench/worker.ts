@@ -46,6 +46,8 @@ export interface WorkerInput {
   targets: Targets;
   udpPort: number;
   closedPort: number;
+  /** A client that fails fails the worker (the smoke run); otherwise its rows say why and the others go on. */
+  strict: boolean;
 }
 
 export interface FlushResult {
@@ -259,28 +261,40 @@ async function main(): Promise<void> {
   }
   await mode.inParent(async () => {
     for (const name of input.clients) {
-      const unsupported = mode.unsupported(name);
-      if (unsupported !== undefined) {
-        if (input.task === 'latency') {
-          for (const concurrency of concurrencyFor(name, input.concurrency)) output.latency.push({ client: name, concurrency, unsupported });
-        } else {
-          output.memory.push({ client: name, unsupported, calls: input.memoryCalls });
-        }
-        continue;
-      }
-      const t0 = Date.now();
-      const client = await makeClient(name, input.targets);
-      if (process.env.BENCH_TRACE) process.stderr.write(`${input.mode} ${name} made in ${Date.now() - t0} ms\n`);
-      try {
+      const skip = (reason: string): void => {
         if (input.task === 'latency') {
           for (const concurrency of concurrencyFor(name, input.concurrency)) {
-            output.latency.push(await latency(mode, client, concurrency, input.counts));
+            if (!output.latency.some((l) => l.client === name && l.concurrency === concurrency)) {
+              output.latency.push({ client: name, concurrency, unsupported: reason });
+            }
           }
         } else {
-          output.memory.push(await memory(mode, client, input.memoryCalls, input.memoryMs, Math.min(input.counts.warmup, 1000)));
+          output.memory.push({ client: name, unsupported: reason, calls: input.memoryCalls });
         }
-      } finally {
-        await client.close();
+      };
+      const unsupported = mode.unsupported(name);
+      if (unsupported !== undefined) {
+        skip(unsupported);
+        continue;
+      }
+      try {
+        const client = await makeClient(name, input.targets);
+        try {
+          if (input.task === 'latency') {
+            for (const concurrency of concurrencyFor(name, input.concurrency)) {
+              output.latency.push(await latency(mode, client, concurrency, input.counts));
+            }
+          } else {
+            output.memory.push(await memory(mode, client, input.memoryCalls, input.memoryMs, Math.min(input.counts.warmup, 1000)));
+          }
+        } finally {
+          await client.close();
+        }
+      } catch (err) {
+        // A full run keeps the other clients' figures (half an hour of them); the smoke run fails loudly.
+        if (input.strict) throw err;
+        process.stderr.write(`bench worker, mode ${input.mode}, ${name} failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+        skip(`failed: ${err instanceof Error ? err.message : String(err)}`.replace(/\|/g, '/').slice(0, 120));
       }
     }
   });
