@@ -9,8 +9,13 @@
  *   2a   this library, OpenTracing's no-op tracer (the instrumentation alone)
  *   2b   this library, jaeger-client with a reporter that drops spans
  *   3    this library, jaeger-client's UDP reporter to a local UDP sink (what a user pays)
+ *   3o   this library, jaeger-client with this package's OTLP exporter (`exporter: 'otlp'`,
+ *        OTLP/protobuf over HTTP) to a closed loopback port (every export fails at connect)
  *   3u   as 3, with the sampler off (every trace unsampled)
- *   4    OpenTelemetry's http, undici, pg, ioredis and mysql2 instrumentations, SDK with a processor that drops spans
+ *   4    OpenTelemetry's http (and https), undici, pg, ioredis, mysql2, mysql, redis, amqplib and
+ *        aws-sdk instrumentations, SDK with a processor that drops spans (no bullmq: OpenTelemetry
+ *        has no official instrumentation for it)
+ *   4e   as 4, BatchSpanProcessor + exporter-trace-otlp-proto to the same closed loopback port
  *   4u   as 4, with the sampler off
  *
  * Calls run inside a parent span of the mode's tracer, as they would inside
@@ -21,7 +26,7 @@ import * as path from 'path';
 import { ROOT } from './paths';
 import type { ClientName } from './clients';
 
-export const MODE_IDS = ['0', 'w', '2a', '2b', '3', '3u', '4', '4u'] as const;
+export const MODE_IDS = ['0', 'w', '2a', '2b', '3', '3o', '3u', '4', '4e', '4u'] as const;
 export type ModeId = (typeof MODE_IDS)[number];
 
 export const MODE_LABELS: Record<ModeId | '1', string> = {
@@ -31,18 +36,32 @@ export const MODE_LABELS: Record<ModeId | '1', string> = {
   '2a': 'ours, no-op tracer',
   '2b': 'ours, jaeger, spans dropped',
   '3': 'ours, jaeger UDP reporter',
+  '3o': 'ours, OTLP exporter',
   '3u': 'ours, jaeger UDP, unsampled',
   '4': 'OTel SDK, spans dropped',
+  '4e': 'OTel SDK, OTLP exporter',
   '4u': 'OTel SDK, unsampled',
 };
 
 /** Whose instrumentation a mode runs. */
 export function isOurs(mode: ModeId): boolean {
-  return mode !== '4' && mode !== '4u' && mode !== '0' && mode !== 'w';
+  return mode !== '4' && mode !== '4e' && mode !== '4u' && mode !== '0' && mode !== 'w';
 }
 
 export interface ModeConfig {
   udpPort: number;
+  /** A loopback port nothing listens on: the OTLP exporters of 3o and 4e send there. */
+  closedPort: number;
+  /** The flush task: room for all its spans in the OTLP exporter's queue. */
+  otlpQueueSize?: number;
+}
+
+/** The flush task's longest wait for flushTracer() after the spans are finished, ms (bench/worker.ts). */
+export const FLUSH_WINDOW_MS = 3000;
+
+/** Where 3o and 4e export: nothing listens, so each export fails at connect (ECONNREFUSED) and is dropped. */
+export function closedOtlpUrl(config: ModeConfig): string {
+  return `http://127.0.0.1:${config.closedPort}/v1/traces`;
 }
 
 export interface Controller {
@@ -71,6 +90,12 @@ const OUR_PATCH: Record<ClientName, OurPatchName> = {
   pg: 'pg',
   ioredis: 'ioredis',
   mysql2: 'mysql2',
+  https: 'https',
+  mysql: 'mysql',
+  redis: 'redis',
+  amqplib: 'amqplib',
+  bullmq: 'bullmq',
+  'aws-sdk': 'aws-sdk',
 };
 
 function ours(mode: ModeId, config: ModeConfig): Controller {
@@ -90,6 +115,12 @@ function ours(mode: ModeId, config: ModeConfig): Controller {
       { serviceName: 'bench', sampler: { type: 'const', param: 1 } },
       { reporter: dropping as unknown as import('jaeger-client').Reporter },
     ) as unknown as import('opentracing').Tracer;
+  } else if (mode === '3o') {
+    tracer = lib.initTracer({
+      serviceName: 'bench',
+      sampler: { type: 'const', param: 1 },
+      exporter: { type: 'otlp', url: closedOtlpUrl(config), ...(config.otlpQueueSize ? { maxQueueSize: config.otlpQueueSize } : {}) },
+    }) as unknown as import('opentracing').Tracer;
   } else {
     tracer = lib.initTracer({
       serviceName: 'bench',
@@ -98,7 +129,7 @@ function ours(mode: ModeId, config: ModeConfig): Controller {
     }) as unknown as import('opentracing').Tracer;
   }
   const parent = tracer.startSpan('bench-parent');
-  const names = Object.values(OUR_PATCH).concat('https');
+  const names = Object.values(OUR_PATCH);
   let installed = false;
   return {
     on() {
@@ -123,7 +154,10 @@ function ours(mode: ModeId, config: ModeConfig): Controller {
   };
 }
 
-function otel(mode: ModeId): Controller {
+/** Clients OpenTelemetry has no official instrumentation for. */
+const OTEL_MISSING: Partial<Record<ClientName, string>> = { bullmq: 'no official OpenTelemetry bullmq instrumentation' };
+
+function otel(mode: ModeId, config: ModeConfig): Controller {
   const api = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
   const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node') as typeof import('@opentelemetry/sdk-trace-node');
   const base = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
@@ -133,9 +167,19 @@ function otel(mode: ModeId): Controller {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
   const { IORedisInstrumentation } = require('@opentelemetry/instrumentation-ioredis') as typeof import('@opentelemetry/instrumentation-ioredis');
   const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
+  const { MySQLInstrumentation } = require('@opentelemetry/instrumentation-mysql') as typeof import('@opentelemetry/instrumentation-mysql');
+  const { RedisInstrumentation } = require('@opentelemetry/instrumentation-redis') as typeof import('@opentelemetry/instrumentation-redis');
+  const { AmqplibInstrumentation } = require('@opentelemetry/instrumentation-amqplib') as typeof import('@opentelemetry/instrumentation-amqplib');
+  const { AwsInstrumentation } = require('@opentelemetry/instrumentation-aws-sdk') as typeof import('@opentelemetry/instrumentation-aws-sdk');
 
   const sampler = mode === '4u' ? new base.AlwaysOffSampler() : new base.AlwaysOnSampler();
-  const provider = new NodeTracerProvider({ sampler, spanProcessors: [new base.NoopSpanProcessor()] });
+  let processor: import('@opentelemetry/sdk-trace-base').SpanProcessor = new base.NoopSpanProcessor();
+  if (mode === '4e') {
+    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
+    // The processor's defaults (queue 2048, batches of 512 every 5 s), as users get them.
+    processor = new base.BatchSpanProcessor(new OTLPTraceExporter({ url: closedOtlpUrl(config) }));
+  }
+  const provider = new NodeTracerProvider({ sampler, spanProcessors: [processor] });
   // Registers the AsyncLocalStorage context manager and the W3C propagators, as the SDK does for users.
   provider.register();
   const instrumentations = [
@@ -144,6 +188,10 @@ function otel(mode: ModeId): Controller {
     new PgInstrumentation(),
     new IORedisInstrumentation(),
     new MySQL2Instrumentation(),
+    new MySQLInstrumentation(),
+    new RedisInstrumentation(),
+    new AmqplibInstrumentation(),
+    new AwsInstrumentation(),
   ];
   // Enables them (require hooks in place before the clients load).
   registerInstrumentations({ instrumentations, tracerProvider: provider });
@@ -161,12 +209,13 @@ function otel(mode: ModeId): Controller {
       for (const i of instrumentations) i.disable();
       enabled = false;
     },
-    unsupported: () => undefined,
+    unsupported: (client) => OTEL_MISSING[client],
     inParent: (fn) => api.context.with(parentContext, fn),
     async close() {
       for (const i of instrumentations) i.disable();
       parent.end();
-      await provider.shutdown();
+      // 4e: the final export to the closed port fails (and is retried); that is the point, not an error of the run.
+      await provider.shutdown().catch(() => undefined);
     },
   };
 }
@@ -185,6 +234,9 @@ function control(): Controller {
 }
 
 /* eslint-disable @typescript-eslint/no-require-imports */
+
+/** The clients whose wrapped functions the floor mode knows; the later ones have none listed there yet. */
+const FLOOR_CLIENTS = new Set<ClientName>(['http', 'axios', 'fetch', 'pg', 'ioredis', 'mysql2']);
 
 type AnyFn = (...args: unknown[]) => unknown;
 
@@ -235,7 +287,7 @@ function floor(): Controller {
       on = true;
     },
     off,
-    unsupported: () => undefined,
+    unsupported: (client) => (FLOOR_CLIENTS.has(client) ? undefined : 'no floor sites for this client'),
     inParent: (fn) => fn(),
     close: async () => off(),
   };
@@ -245,7 +297,7 @@ function floor(): Controller {
 
 /** Sets a mode up; call before any client library is required. Starts with the instrumentation on. */
 export function setupMode(mode: ModeId, config: ModeConfig): Controller {
-  const controller = mode === '0' ? control() : mode === 'w' ? floor() : isOurs(mode) ? ours(mode, config) : otel(mode);
+  const controller = mode === '0' ? control() : mode === 'w' ? floor() : isOurs(mode) ? ours(mode, config) : otel(mode, config);
   controller.on();
   return controller;
 }
