@@ -5,9 +5,11 @@
  * finishes once only if they stay subscribed until the last one ends.
  */
 import type * as diagnosticsChannel from 'diagnostics_channel';
+import { logOnce } from './logger';
 
 export type DiagnosticsChannel = Pick<typeof diagnosticsChannel, 'subscribe' | 'unsubscribe'>;
-type Handlers = ReadonlyArray<readonly [string, (message: unknown) => void]>;
+/** A channel, its subscriber, and what a failure of the subscriber is logged as. */
+type Handlers = ReadonlyArray<readonly [string, (message: unknown) => void, string]>;
 
 export class LingeringSubscriptions {
   /** Whether the patch is installed; while not, the subscriptions only serve the spans in flight. */
@@ -18,7 +20,21 @@ export class LingeringSubscriptions {
   /** The diagnostics_channel module subscribed to. */
   private channels: DiagnosticsChannel | undefined;
 
-  constructor(private readonly handlers: Handlers) {}
+  private readonly handlers: ReadonlyArray<readonly [string, (message: unknown) => void]>;
+
+  constructor(handlers: Handlers) {
+    // A subscriber that throws would surface as an uncaught exception in the publisher: never.
+    this.handlers = handlers.map(([channel, handler, failure]) => {
+      const contained = (message: unknown): void => {
+        try {
+          handler(message);
+        } catch (err) {
+          logOnce(`subscriber:${channel}`, failure, err);
+        }
+      };
+      return [channel, contained] as const;
+    });
+  }
 
   install(dc: DiagnosticsChannel): void {
     this.installed = true;

@@ -6,7 +6,9 @@
  */
 import { Span as NoopSpan, type Span } from 'opentracing';
 import { isProxy } from 'util/types';
+import { REDIRECT } from './constants';
 import type { UndiciRequest, UndiciResponseHead } from './internal-types';
+import type { FetchResponseLike } from './options';
 import { redactParsedUrl, redactUrl } from './redact';
 import { injectHttpHeaders } from './span';
 
@@ -58,8 +60,13 @@ export function injectUnrecorded(span: Span, request: UndiciRequest, url: URL | 
   if (span.constructor !== NoopSpan) injectInto(span, request, url);
 }
 
-/** A raw response head's headers as the response hook sees them: lower-case names, repeats joined. */
-export function headerObject(raw: UndiciResponseHead['headers']): Record<string, string> {
+/** A response head as the fetch response hook sees it. */
+export function responseOf(response: UndiciResponseHead, url: string): FetchResponseLike {
+  return { status: response.statusCode, statusText: response.statusText ?? '', headers: headerObject(response.headers), url };
+}
+
+/** Lower-case names, repeated headers joined with `, `. */
+function headerObject(raw: UndiciResponseHead['headers']): Record<string, string> {
   const out: Record<string, string> = {};
   if (!Array.isArray(raw)) return out;
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -114,4 +121,19 @@ export function redirectModeOf(input: unknown, init: unknown, requestClass: unkn
 function modeOf(value: unknown): RedirectMode {
   if (value === undefined) return 'follow'; // a Request made without one
   return value === 'follow' || value === 'error' || value === 'manual' ? value : 'unknown';
+}
+
+/**
+ * Why fetch did not follow a redirect to `location` it was expected to
+ * (WHATWG fetch, HTTP-redirect fetch steps 3-11), after `hops` requests.
+ */
+export function redirectFailure(location: string, url: string, hops: number): string {
+  let target: URL;
+  try {
+    target = new URL(location, url);
+  } catch {
+    return 'the Location of the redirect is not a valid URL';
+  }
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') return 'the redirect leads to a URL that is not HTTP(S)';
+  return hops > REDIRECT.FETCH_MAX ? `more than ${REDIRECT.FETCH_MAX} redirects` : 'fetch did not follow the redirect';
 }
