@@ -102,7 +102,7 @@ export type RedirectMode = 'follow' | 'error' | 'manual' | 'unknown';
  * data property of a plain init object, or the getter of a `Request` of the
  * same fetch. Anything else is `unknown`.
  */
-export function redirectModeOf(input: unknown, init: unknown, requestClass: unknown): RedirectMode {
+export function redirectModeOf(input: unknown, init: unknown, requestClassOf: () => unknown): RedirectMode {
   if (init !== null && init !== undefined) {
     if (typeof init !== 'object' || isProxy(init)) return 'unknown';
     const own = Object.getOwnPropertyDescriptor(init, 'redirect');
@@ -112,6 +112,7 @@ export function redirectModeOf(input: unknown, init: unknown, requestClass: unkn
     if (own === undefined && proto !== Object.prototype && proto !== null) return 'unknown';
   }
   if (input !== null && typeof input === 'object' && !(input instanceof URL)) {
+    const requestClass = requestClassOf();
     if (typeof requestClass === 'function' && input instanceof requestClass) return modeOf((input as { redirect?: unknown }).redirect);
     return 'unknown'; // a Request of another fetch, say
   }

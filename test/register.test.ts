@@ -86,6 +86,35 @@ describe('node -r ./register app.js (end to end, spans over UDP to an agent stan
     );
   });
 
+  it("does not load Node's bundled undici at startup (it loads with the app's first fetch), and a fetch of a Request still honours its redirect mode", async () => {
+    const { createServer } = await import('http');
+    const server = createServer((req, res) => {
+      if (req.url === '/moved') res.writeHead(302, { location: '/there' }).end();
+      else res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const script = [
+        "const loaded = () => process.moduleLoadList.some((m) => m.includes('deps/undici'));",
+        "process.stdout.write('at-start:' + loaded() + '\\n');",
+        `fetch(new Request('http://127.0.0.1:${port}/moved', { redirect: 'manual' })).then((r) => {`,
+        "  process.stdout.write('status:' + r.status + ' loaded:' + loaded() + '\\n');",
+        '});',
+      ].join('\n');
+      const run = await runAppWith(['-r', path.join(__dirname, '..', 'register'), '-e', script], path.join(__dirname, '..'), agentEnv());
+      assert.strictEqual(run.code, 0, run.stderr);
+      assert.deepStrictEqual(run.stdout.trim().split('\n'), ['at-start:false', 'status:302 loaded:true']);
+      const spans = await agent.waitForSpans(1);
+      assert.deepStrictEqual(
+        spans.map((s) => [s.operationName, s.tags['http.status_code']]),
+        [['GET', 302]],
+      );
+    } finally {
+      server.close();
+    }
+  });
+
   it('JAEGER_SERVICE_NAME names the service', async () => {
     await runApp(agentEnv({ JAEGER_SERVICE_NAME: 'orders' }));
     const spans = await agent.waitForSpans(2);

@@ -103,7 +103,7 @@ const keeper = new CallerContextKeeper((store) => {
 type FetchFunction = (input: unknown, init?: unknown) => unknown;
 
 /** Wraps a `fetch` so that each call runs inside its own `FetchCall`; its promise is returned as it is. */
-function tracedFetch(original: FetchFunction, requestClass: unknown): FetchFunction {
+function tracedFetch(original: FetchFunction, requestClass: () => unknown): FetchFunction {
   return function fetch(this: unknown, input: unknown, init?: unknown) {
     // Under axios' fetch adapter the axios span is the call; a suppressed chain is not traced.
     if (isSuppressed() || activeOuterClient() !== undefined) return original.apply(this, arguments as unknown as [unknown]);
@@ -130,8 +130,19 @@ export const fetchClient: Instrumentation<DiagnosticsChannel> = {
     subscriptions.install(dc);
     keeper.keepGlobal();
     if (typeof globalFetch.fetch === 'function') {
-      const requestClass = globalFetch.Request;
-      wrapMethod(globalFetch as { fetch: FetchFunction }, 'fetch', (original) => tracedFetch(original, requestClass));
+      // `Request` is read when a call needs it, not now: Node defines it as a
+      // lazy getter that loads its bundled undici (tens of milliseconds of
+      // every process's startup, for applications that may never fetch).
+      let requestClass: unknown;
+      let read = false;
+      const requestClassOf = (): unknown => {
+        if (!read) {
+          read = true;
+          requestClass = globalFetch.Request;
+        }
+        return requestClass;
+      };
+      wrapMethod(globalFetch as { fetch: FetchFunction }, 'fetch', (original) => tracedFetch(original, requestClassOf));
     }
   },
   unpatch(dc) {
@@ -156,7 +167,7 @@ export const undiciDispatchers: Instrumentation<UndiciExports> = {
     keeper.keep(undici.Agent?.prototype);
     if (typeof undici.fetch === 'function') {
       const requestClass = undici.Request;
-      wrapMethod(undici as { fetch: FetchFunction }, 'fetch', (original) => tracedFetch(original, requestClass));
+      wrapMethod(undici as { fetch: FetchFunction }, 'fetch', (original) => tracedFetch(original, () => requestClass));
     }
   },
   unpatch(undici) {
