@@ -21,26 +21,16 @@
  * included, subject to `propagateTo`. axios' `config.headers` are never touched.
  */
 import type { Span } from 'opentracing';
+import { startCall, type Call, type CallSpec } from '../call';
 import { TAG } from '../constants';
 import { getCurrentSpan, isSuppressed, runWithOuterClient, suppressInstrumentation, type OuterClient } from '../context';
+import { respondWithStatus } from '../http-common';
 import type { AxiosAdapter, AxiosConfig, AxiosContext, AxiosExports, AxiosPrototype } from '../internal-types';
-import { logOnce, safeCall } from '../logger';
-import { optionsOf, type AxiosRequestConfigLike, type AxiosResponseLike } from '../options';
+import { logOnce } from '../logger';
+import { optionsOf, type AxiosResponseLike } from '../options';
 import type { Instrumentation } from '../instrumentation';
 import { redactUrl } from '../redact';
-import {
-  addUrlPeerTags,
-  clientTags,
-  finishSpan,
-  isErrorStatusBy,
-  isRecording,
-  setTag,
-  setTags,
-  startClientSpanWithParent,
-  tagError,
-  tagErrorMessage,
-  type TagMap,
-} from '../span';
+import { addUrlPeerTags, tagError, type TagMap } from '../span';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'axios';
@@ -60,22 +50,48 @@ interface AxiosModule {
   proto: AxiosPrototype;
 }
 
-/** One axios call, from `_request` to its settlement. */
-interface Call {
-  readonly module: AxiosModule;
-  readonly self: AxiosContext;
-  /** The current span when the call was made. */
-  readonly parent: Span | undefined;
+/**
+ * One axios call, from `_request` to its settlement. It is also the call's
+ * `CallSpec` and subject: the parent is the current span when `_request` was
+ * called, not when axios dispatches (after its interceptors), so the spec
+ * differs per call; the record made for the call anyway carries it, and its
+ * spec functions read the call from their argument, so no object or
+ * closure is added per call.
+ */
+class AxiosCall implements CallSpec<AxiosConfig, AxiosCall> {
   /** The caller's own `adapter` setting (undefined: the instance's default). */
-  spec: unknown;
-  dispatched: boolean;
-  settled: boolean;
-  span?: Span;
+  spec: unknown = undefined;
+  dispatched = false;
+  settled = false;
+  /** The config at dispatch (method and URL final). */
+  config: AxiosConfig | undefined = undefined;
+  call?: Call<AxiosResponseLike>;
   outer?: OuterClient;
   /** The adapter's own outcome (a native promise): its response, or its rejection. */
-  adapterDone: boolean;
+  adapterDone = false;
   response?: AxiosResponseLike;
   adapterError?: unknown;
+  /** `null`: there was no current span (`undefined` would make `startCall` look again). */
+  readonly parent: Span | null;
+
+  constructor(
+    readonly module: AxiosModule,
+    readonly self: AxiosContext,
+  ) {
+    this.parent = getCurrentSpan() ?? null;
+  }
+
+  operationName(a: AxiosCall): string {
+    return String(a.config!.method || 'get').toUpperCase();
+  }
+
+  tags(tags: TagMap, a: AxiosCall): void {
+    requestTags(tags, a, a.config!);
+  }
+
+  request(a: AxiosCall): AxiosConfig {
+    return a.config!;
+  }
 }
 
 function isObjectLike(value: unknown): value is Record<PropertyKey, unknown> {
@@ -99,7 +115,7 @@ function looksLikeResponse(value: unknown): value is AxiosResponseLike {
  * instance's; arrays copied) and dispatchRequest (`config.adapter ||
  * defaults.adapter`, resolved by `getAdapter`, which throws what axios throws).
  */
-function realAdapter(call: Call, config: AxiosConfig): AxiosAdapter {
+function realAdapter(call: AxiosCall, config: AxiosConfig): AxiosAdapter {
   const merged = call.spec !== undefined ? call.spec : call.self?.defaults?.adapter;
   try {
     if (merged === undefined) delete config.adapter;
@@ -118,7 +134,7 @@ const NO_DEFAULTS: AxiosContext = Object.freeze({});
  * axios' own `getUri`. Given only the fields it reads: on the whole config
  * it would merge headers and all (about 4 times slower).
  */
-function fullUrl(call: Call, config: AxiosConfig): string | undefined {
+function fullUrl(call: AxiosCall, config: AxiosConfig): string | undefined {
   const { baseURL, url, allowAbsoluteUrls, params, paramsSerializer } = config;
   try {
     return call.module.proto.getUri.call(NO_DEFAULTS, { baseURL, url, allowAbsoluteUrls, params, paramsSerializer });
@@ -128,9 +144,8 @@ function fullUrl(call: Call, config: AxiosConfig): string | undefined {
   }
 }
 
-function requestTags(call: Call, config: AxiosConfig, method: string): TagMap {
-  const tags = clientTags(COMPONENT);
-  tags[TAG.HTTP_METHOD] = method;
+function requestTags(tags: TagMap, call: AxiosCall, config: AxiosConfig): void {
+  tags[TAG.HTTP_METHOD] = call.operationName(call);
   const uri = fullUrl(call, config);
   if (typeof uri === 'string' && uri !== '') {
     tags[TAG.HTTP_URL] = redactUrl(uri);
@@ -140,38 +155,27 @@ function requestTags(call: Call, config: AxiosConfig, method: string): TagMap {
       // a relative URL: no peer to name
     }
   }
-  return tags;
 }
 
 /** Starts the span and runs the real adapter under it; fails open to the plain adapter. */
-function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosConfig): unknown {
-  const options = optionsOf(COMPONENT);
-  if (call.parent === undefined && options.requireParentSpan === true) {
+function dispatch(a: AxiosCall, real: AxiosAdapter, self: unknown, config: AxiosConfig): unknown {
+  if (a.parent === null && optionsOf(COMPONENT).requireParentSpan === true) {
     // Not traced at all: not here, and not by the http or fetch patch underneath.
     return suppressInstrumentation(() => real.call(self, config));
   }
-  let span: Span | undefined;
-  try {
-    const method = String(config.method || 'get').toUpperCase();
-    span = startClientSpanWithParent(COMPONENT, method, call.parent);
-    if (span === undefined) return real.call(self, config);
-    if (isRecording(span)) setTags(span, requestTags(call, config, method));
-  } catch (err) {
-    logOnce('axios:dispatch', 'could not start the axios span; the request goes on untraced', err);
-    if (span !== undefined) finishSpan(span);
-    return real.call(self, config);
-  }
-  safeCall('axios requestHook', options.requestHook, span, config as AxiosRequestConfigLike);
-  const outer: OuterClient = { span, component: COMPONENT, done: false };
-  call.span = span;
-  call.outer = outer;
+  a.config = config;
+  const call = startCall<AxiosConfig, AxiosResponseLike, AxiosCall>(COMPONENT, a, a);
+  if (call === undefined) return real.call(self, config);
+  const outer: OuterClient = { span: call.span, component: COMPONENT, done: false };
+  a.call = call;
+  a.outer = outer;
   let result: unknown;
   try {
     result = runWithOuterClient(outer, () => real.call(self, config));
   } catch (err) {
     // A throwing adapter: axios turns it into the call's rejection, which finishes the span.
-    call.adapterDone = true;
-    call.adapterError = err;
+    a.adapterDone = true;
+    a.adapterError = err;
     throw err;
   }
   // Only a native promise: calling `then` on someone's thenable may have effects.
@@ -179,12 +183,12 @@ function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosCo
   if (result instanceof Promise) {
     result.then(
       (response: unknown) => {
-        call.adapterDone = true;
-        if (looksLikeResponse(response)) call.response = response;
+        a.adapterDone = true;
+        if (looksLikeResponse(response)) a.response = response;
       },
       (err: unknown) => {
-        call.adapterDone = true;
-        call.adapterError = err;
+        a.adapterDone = true;
+        a.adapterError = err;
       },
     );
   }
@@ -192,7 +196,7 @@ function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosCo
 }
 
 /** A stand-in for the adapter setting `call.spec`: the first dispatch of its own call is traced. */
-function makeStandIn(call: Call): AxiosAdapter {
+function makeStandIn(call: AxiosCall): AxiosAdapter {
   const standIn = function adapter(this: unknown, config: AxiosConfig): unknown {
     const real = realAdapter(call, config);
     // A stand-in that outlived its call (a stored config replayed after an
@@ -210,7 +214,7 @@ function unwrapSpec(spec: unknown): unknown {
 }
 
 /** `_request`'s arguments with the stand-in adapter in a copy of the caller's config; undefined: leave the call alone. */
-function argsWithStandIn(args: IArguments, call: Call): unknown[] | undefined {
+function argsWithStandIn(args: IArguments, call: AxiosCall): unknown[] | undefined {
   const first: unknown = args[0];
   let config: unknown;
   if (typeof first === 'string') {
@@ -228,46 +232,38 @@ function argsWithStandIn(args: IArguments, call: Call): unknown[] | undefined {
   return [{ ...config, adapter: makeStandIn(call) }];
 }
 
-/** The axios call has settled: status, error, response hook, finish. Never throws. */
-function settle(call: Call, failed: boolean, outcome: unknown): void {
-  call.settled = true;
-  const span = call.span;
-  if (span === undefined || call.outer === undefined || call.outer.done) return;
-  call.outer.done = true;
+/** The axios call has settled: status, response hook, error, finish. Never throws. */
+function settle(a: AxiosCall, failed: boolean, outcome: unknown): void {
+  a.settled = true;
+  const call = a.call;
+  if (call === undefined || a.outer === undefined || a.outer.done) return;
+  a.outer.done = true;
+  let fails = failed;
   try {
-    const options = optionsOf(COMPONENT);
     const response =
-      call.response ?? responseOf(call.adapterError) ?? (failed ? responseOf(outcome) : looksLikeResponse(outcome) ? outcome : undefined);
-    let errorStatus = false;
+      a.response ?? responseOf(a.adapterError) ?? (failed ? responseOf(outcome) : looksLikeResponse(outcome) ? outcome : undefined);
     if (response !== undefined) {
-      setTag(span, TAG.HTTP_STATUS_CODE, response.status);
-      errorStatus = isErrorStatusBy(COMPONENT, options.isErrorStatus, response.status);
+      // A rejection that only says "this status" (validateStatus) is judged by
+      // the status; any other (network, timeout, cancel, transformResponse, an
+      // interceptor) marks the span. An error status of a rejected call logs the rejection.
+      const explainedByStatus = failed && (a.adapterDone ? outcome === a.adapterError : responseOf(outcome) === response);
+      const errorStatus = respondWithStatus(call, optionsOf(COMPONENT).isErrorStatus, response.status, response.statusText, response, !failed);
+      fails = failed && (errorStatus || !explainedByStatus);
     }
-    // A rejection that only says "this status" (validateStatus) is judged by
-    // the status; any other (network, timeout, cancel, transformResponse, an
-    // interceptor) marks the span.
-    const explainedByStatus =
-      failed && response !== undefined && (call.adapterDone ? outcome === call.adapterError : responseOf(outcome) === response);
-    if (errorStatus) {
-      if (failed) tagError(span, outcome);
-      else tagErrorMessage(span, 'http_status', `HTTP ${response!.status}${response!.statusText ? ` ${response!.statusText}` : ''}`);
-    } else if (failed && !explainedByStatus) {
-      tagError(span, outcome);
-    }
-    if (response !== undefined) safeCall('axios responseHook', options.responseHook, response, span);
+    if (fails && (outcome === undefined || outcome === null)) tagError(call.span, outcome); // a rejection without a reason
   } catch (err) {
     logOnce('axios:settle', 'could not complete the axios span', err);
   }
-  finishSpan(span);
+  call.finish(fails ? outcome : undefined);
 }
 
 function tracedRequest(module: AxiosModule, original: AxiosPrototype['_request']): AxiosPrototype['_request'] {
   return function _request(this: AxiosContext) {
     if (isSuppressed()) return original.apply(this, arguments as unknown as [unknown, unknown]);
-    let call: Call | undefined;
+    let call: AxiosCall | undefined;
     let args: unknown[] | undefined;
     try {
-      call = { module, self: this, parent: getCurrentSpan(), spec: undefined, dispatched: false, settled: false, adapterDone: false };
+      call = new AxiosCall(module, this);
       args = argsWithStandIn(arguments, call);
     } catch (err) {
       logOnce('axios:args', 'could not read the axios call arguments; untraced', err);

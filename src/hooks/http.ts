@@ -22,7 +22,7 @@ import type { DumpableResponse } from '../internal-types';
 import type { Instrumentation } from '../instrumentation';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf } from '../options';
-import { addPeerTags, injectHttpHeaders, isRecording, logRedirect, outerHopRedirect, startClientSpan, type TagMap } from '../span';
+import { addPeerTags, finishSpan, injectHttpHeaders, isRecording, logRedirect, outerHopRedirect, startClientSpan, type TagMap } from '../span';
 import { wrapMethod, unwrapMethod } from '../wrap';
 
 type Component = 'http' | 'https';
@@ -108,6 +108,28 @@ function followOuterHop(outer: OuterClient, req: ClientRequest): void {
   }
 }
 
+/** Node's rule (lib/_http_client.js): null/undefined/'' is GET, a string is upper-cased, anything else throws (undefined here). */
+function methodOf(opts: RequestOptions | undefined): string | undefined {
+  const given: unknown = opts?.method;
+  if (given === undefined || given === null || given === '') return 'GET';
+  return typeof given === 'string' ? given.toUpperCase() : undefined;
+}
+
+/**
+ * Node threw on the caller's arguments before any I/O: the call still gets
+ * its span, failed with that error (the caller gets the same error). There
+ * is no request for a hook to see, nor tags to read from one.
+ */
+function rejectedCall(component: Component, args: IArguments, err: unknown): void {
+  try {
+    const method = methodOf(callerOptions(args));
+    const span = activeOuterClient() === undefined && method !== undefined ? startClientSpan(component, method) : undefined;
+    if (span !== undefined) finishSpan(span, err);
+  } catch (e) {
+    logOnce(`${component}:args`, 'could not read the request arguments', e);
+  }
+}
+
 /**
  * Node renders the header block of this request in its constructor (raw
  * array headers, `Expect`): the span starts before the request exists and
@@ -117,11 +139,10 @@ function followOuterHop(outer: OuterClient, req: ClientRequest): void {
  * sees the request once made (as before), and the kit's `Call` ends it.
  */
 function earlyRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, opts: RequestOptions): ClientRequest {
-  const given: unknown = opts.method;
-  // Node's rule (lib/_http_client.js): null/undefined/'' is GET, a string is upper-cased, anything else throws.
-  if (given !== undefined && given !== null && typeof given !== 'string') return original.apply(self, args as never);
+  const method = methodOf(opts);
+  if (method === undefined) return original.apply(self, args as never);
   const outer = activeOuterClient();
-  const span = outer?.span ?? startClientSpan(component, given ? given.toUpperCase() : 'GET');
+  const span = outer?.span ?? startClientSpan(component, method);
   if (span === undefined) return original.apply(self, args as never);
   const call = outer === undefined ? new Call<IncomingMessage>(component, span, isRecording(span), undefined) : undefined;
   let req: ClientRequest;
@@ -178,7 +199,13 @@ function tracedRequest(component: Component, original: RequestFn, self: unknown,
     return original.apply(self, args as never);
   }
   if (early !== undefined) return earlyRequest(component, original, self, args, early);
-  const req = original.apply(self, args as never);
+  let req: ClientRequest;
+  try {
+    req = original.apply(self, args as never);
+  } catch (err) {
+    rejectedCall(component, args, err);
+    throw err;
+  }
   // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
   const outer = activeOuterClient();
   if (outer !== undefined) {
