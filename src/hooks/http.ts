@@ -22,7 +22,7 @@ import type { DumpableResponse } from '../internal-types';
 import type { Instrumentation } from '../instrumentation';
 import { logOnce, safeCall } from '../logger';
 import { optionsOf } from '../options';
-import { addPeerTags, finishSpan, injectHttpHeaders, isRecording, logRedirect, outerHopRedirect, startClientSpan, type TagMap } from '../span';
+import { addPeerTags, clientTags, finishSpan, injectHttpHeaders, isRecording, logRedirect, outerHopRedirect, startClientSpan, type TagMap } from '../span';
 import { wrapMethod, unwrapMethod } from '../wrap';
 
 type Component = 'http' | 'https';
@@ -172,7 +172,7 @@ function follow(call: Call<IncomingMessage>, req: ClientRequest, late: boolean):
     }
     if (!late) {
       if (call.recording) {
-        const tags: TagMap = {};
+        const tags = clientTags(call.patch);
         requestTags(tags, req);
         call.setTags(tags);
       }
