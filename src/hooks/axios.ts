@@ -25,6 +25,7 @@ import { startCall, type Call, type CallSpec } from '../call';
 import { TAG } from '../constants';
 import { getCurrentSpan, isSuppressed, runWithOuterClient, suppressInstrumentation, type OuterClient } from '../context';
 import { respondWithStatus } from '../http-common';
+import { callerConfig, fullUrl, looksLikeResponse, realAdapter, responseOf, STANDS_FOR, type AxiosModule } from '../http-axios';
 import type { AxiosAdapter, AxiosConfig, AxiosContext, AxiosExports, AxiosPrototype } from '../internal-types';
 import { logOnce } from '../logger';
 import { optionsOf, type AxiosResponseLike } from '../options';
@@ -34,21 +35,6 @@ import { addUrlPeerTags, tagError, type TagMap } from '../span';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'axios';
-
-/**
- * Marks our stand-in adapters with the adapter setting they stand for, so
- * that a config coming back (a retry of `error.config`) is unwrapped, never
- * wrapped twice.
- */
-const STANDS_FOR = Symbol('opentracing-instrumentation.axios.standsFor');
-
-/** What the axios module gave the patch (captured at patch time, as axios' own code holds them). */
-interface AxiosModule {
-  getAdapter: NonNullable<AxiosExports['getAdapter']>;
-  /** axios' module-level defaults: dispatchRequest falls back to their `adapter`. */
-  defaults: AxiosExports['defaults'];
-  proto: AxiosPrototype;
-}
 
 /**
  * One axios call, from `_request` to its settlement. It is also the call's
@@ -94,59 +80,9 @@ class AxiosCall implements CallSpec<AxiosConfig, AxiosCall> {
   }
 }
 
-function isObjectLike(value: unknown): value is Record<PropertyKey, unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function');
-}
-
-function responseOf(value: unknown): AxiosResponseLike | undefined {
-  if (!isObjectLike(value)) return undefined;
-  const response = value.response;
-  return isObjectLike(response) && typeof response.status === 'number' ? (response as unknown as AxiosResponseLike) : undefined;
-}
-
-function looksLikeResponse(value: unknown): value is AxiosResponseLike {
-  return isObjectLike(value) && typeof value.status === 'number' && 'config' in value;
-}
-
-/**
- * The adapter axios would have used for this call, put back into `config`
- * as axios would have it (so `response.config` and `error.config` look as
- * without us). Mirrors mergeConfig (the caller's `adapter`, else the
- * instance's; arrays copied) and dispatchRequest (`config.adapter ||
- * defaults.adapter`, resolved by `getAdapter`, which throws what axios throws).
- */
-function realAdapter(call: AxiosCall, config: AxiosConfig): AxiosAdapter {
-  const merged = call.spec !== undefined ? call.spec : call.self?.defaults?.adapter;
-  try {
-    if (merged === undefined) delete config.adapter;
-    else config.adapter = Array.isArray(merged) ? merged.slice() : merged;
-  } catch {
-    // a config axios cannot write either: leave it
-  }
-  return call.module.getAdapter(merged || call.module.defaults?.adapter, config);
-}
-
-/** A `this` for `getUri` without instance defaults: the config at dispatch is merged already. */
-const NO_DEFAULTS: AxiosContext = Object.freeze({});
-
-/**
- * The URL as axios builds it (baseURL, url, params, paramsSerializer), by
- * axios' own `getUri`. Given only the fields it reads: on the whole config
- * it would merge headers and all (about 4 times slower).
- */
-function fullUrl(call: AxiosCall, config: AxiosConfig): string | undefined {
-  const { baseURL, url, allowAbsoluteUrls, params, paramsSerializer } = config;
-  try {
-    return call.module.proto.getUri.call(NO_DEFAULTS, { baseURL, url, allowAbsoluteUrls, params, paramsSerializer });
-  } catch {
-    // a URL axios rejects (it will say so to the caller): tag what was asked for
-    return typeof url === 'string' ? url : undefined;
-  }
-}
-
 function requestTags(tags: TagMap, call: AxiosCall, config: AxiosConfig): void {
   tags[TAG.HTTP_METHOD] = call.operationName(call);
-  const uri = fullUrl(call, config);
+  const uri = fullUrl(call.module, config);
   if (typeof uri === 'string' && uri !== '') {
     tags[TAG.HTTP_URL] = redactUrl(uri);
     try {
@@ -198,7 +134,7 @@ function dispatch(a: AxiosCall, real: AxiosAdapter, self: unknown, config: Axios
 /** A stand-in for the adapter setting `call.spec`: the first dispatch of its own call is traced. */
 function makeStandIn(call: AxiosCall): AxiosAdapter {
   const standIn = function adapter(this: unknown, config: AxiosConfig): unknown {
-    const real = realAdapter(call, config);
+    const real = realAdapter(call.module, call.self, call.spec, config);
     // A stand-in that outlived its call (a stored config replayed after an
     // uninstall, say) is just the adapter it stands for.
     if (call.dispatched || call.settled) return real.call(this, config);
@@ -209,27 +145,12 @@ function makeStandIn(call: AxiosCall): AxiosAdapter {
   return standIn;
 }
 
-function unwrapSpec(spec: unknown): unknown {
-  return typeof spec === 'function' && STANDS_FOR in spec ? (spec as unknown as Record<symbol, unknown>)[STANDS_FOR] : spec;
-}
-
 /** `_request`'s arguments with the stand-in adapter in a copy of the caller's config; undefined: leave the call alone. */
 function argsWithStandIn(args: IArguments, call: AxiosCall): unknown[] | undefined {
-  const first: unknown = args[0];
-  let config: unknown;
-  if (typeof first === 'string') {
-    // lib/core/Axios.js: `config = config || {}; config.url = configOrUrl` on
-    // the caller's object. Done here the same way (if it throws, axios will
-    // throw the same on the untraced path).
-    config = args[1] || {};
-    (config as { url?: unknown }).url = first;
-  } else {
-    config = first || {};
-  }
-  if (!isObjectLike(config)) return undefined;
-  // mergeConfig reads own enumerable keys only, as the spread copies them.
-  call.spec = unwrapSpec(Object.prototype.hasOwnProperty.call(config, 'adapter') ? config.adapter : undefined);
-  return [{ ...config, adapter: makeStandIn(call) }];
+  const caller = callerConfig(args);
+  if (caller === undefined) return undefined;
+  call.spec = caller.adapter;
+  return [{ ...caller.config, adapter: makeStandIn(call) }];
 }
 
 /** The axios call has settled: status, response hook, error, finish. Never throws. */
