@@ -116,9 +116,8 @@ function methodOf(opts: RequestOptions | undefined): string | undefined {
 }
 
 /**
- * Node threw on the caller's arguments before any I/O: the call still gets
- * its span, failed with that error (the caller gets the same error). There
- * is no request for a hook to see, nor tags to read from one.
+ * Node threw on the caller's arguments before any I/O: the call still gets its span, failed
+ * with that error (the caller gets the same error); no request for a hook to see, no tags.
  */
 function rejectedCall(component: Component, args: IArguments, err: unknown): void {
   try {
@@ -153,8 +152,8 @@ function earlyRequest(component: Component, original: RequestFn, self: unknown, 
     call?.finish(err); // invalid arguments: Node throws before any I/O, the same error goes to the caller
     throw err;
   }
-  if (call === undefined) followOuterHop(outer!, req);
-  else follow(call, req, false);
+  if (call !== undefined) follow(call, req, false);
+  else followOuterHop(outer!, req);
   return req;
 }
 
