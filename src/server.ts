@@ -27,9 +27,9 @@ import {
   setTag,
   setTags,
   tagError,
-  tagErrorMessage,
   type TagMap,
 } from './span';
+import { tagErrorStatus } from './http-common';
 
 /** What `beforeRequest` reads of a request: Node's `IncomingMessage`, or anything shaped like it. */
 export interface IncomingRequestLike {
@@ -330,7 +330,7 @@ function complete(state: ServerSpanState, req: IncomingMessage, res: ServerRespo
     }
     if (status !== undefined && !state.errored && errorStatus(state.options, status)) {
       state.errored = true;
-      tagErrorMessage(span, SERVER.HTTP_STATUS_ERROR_KIND, `HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`);
+      tagErrorStatus(span, status, res.statusMessage);
     }
     if (aborted && state.failure === undefined) {
       // The client went away (or the socket was destroyed) before the whole

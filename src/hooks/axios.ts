@@ -21,117 +21,68 @@
  * included, subject to `propagateTo`. axios' `config.headers` are never touched.
  */
 import type { Span } from 'opentracing';
+import { startCall, type Call, type CallSpec } from '../call';
 import { TAG } from '../constants';
 import { getCurrentSpan, isSuppressed, runWithOuterClient, suppressInstrumentation, type OuterClient } from '../context';
+import { respondWithStatus } from '../http-common';
+import { callerConfig, fullUrl, looksLikeResponse, realAdapter, responseOf, STANDS_FOR, type AxiosModule } from '../http-axios';
 import type { AxiosAdapter, AxiosConfig, AxiosContext, AxiosExports, AxiosPrototype } from '../internal-types';
-import { logOnce, safeCall } from '../logger';
-import { optionsOf, type AxiosRequestConfigLike, type AxiosResponseLike } from '../options';
+import { logOnce } from '../logger';
+import { optionsOf, type AxiosResponseLike } from '../options';
 import type { Instrumentation } from '../instrumentation';
 import { redactUrl } from '../redact';
-import {
-  addUrlPeerTags,
-  clientTags,
-  finishSpan,
-  isErrorStatusBy,
-  isRecording,
-  setTag,
-  setTags,
-  startClientSpanWithParent,
-  tagError,
-  tagErrorMessage,
-  type TagMap,
-} from '../span';
+import { addUrlPeerTags, tagError, type TagMap } from '../span';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
 const COMPONENT = 'axios';
 
 /**
- * Marks our stand-in adapters with the adapter setting they stand for, so
- * that a config coming back (a retry of `error.config`) is unwrapped, never
- * wrapped twice.
+ * One axios call, from `_request` to its settlement. It is also the call's
+ * `CallSpec` and subject: the parent is the current span when `_request` was
+ * called, not when axios dispatches (after its interceptors), so the spec
+ * differs per call; the record made for the call anyway carries it, and its
+ * spec functions read the call from their argument, so no object or
+ * closure is added per call.
  */
-const STANDS_FOR = Symbol('opentracing-instrumentation.axios.standsFor');
-
-/** What the axios module gave the patch (captured at patch time, as axios' own code holds them). */
-interface AxiosModule {
-  getAdapter: NonNullable<AxiosExports['getAdapter']>;
-  /** axios' module-level defaults: dispatchRequest falls back to their `adapter`. */
-  defaults: AxiosExports['defaults'];
-  proto: AxiosPrototype;
-}
-
-/** One axios call, from `_request` to its settlement. */
-interface Call {
-  readonly module: AxiosModule;
-  readonly self: AxiosContext;
-  /** The current span when the call was made. */
-  readonly parent: Span | undefined;
+class AxiosCall implements CallSpec<AxiosConfig, AxiosCall> {
   /** The caller's own `adapter` setting (undefined: the instance's default). */
-  spec: unknown;
-  dispatched: boolean;
-  settled: boolean;
-  span?: Span;
+  spec: unknown = undefined;
+  dispatched = false;
+  settled = false;
+  /** The config at dispatch (method and URL final). */
+  config: AxiosConfig | undefined = undefined;
+  call?: Call<AxiosResponseLike>;
   outer?: OuterClient;
   /** The adapter's own outcome (a native promise): its response, or its rejection. */
-  adapterDone: boolean;
+  adapterDone = false;
   response?: AxiosResponseLike;
   adapterError?: unknown;
-}
+  /** `null`: there was no current span (`undefined` would make `startCall` look again). */
+  readonly parent: Span | null;
 
-function isObjectLike(value: unknown): value is Record<PropertyKey, unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function');
-}
-
-function responseOf(value: unknown): AxiosResponseLike | undefined {
-  if (!isObjectLike(value)) return undefined;
-  const response = value.response;
-  return isObjectLike(response) && typeof response.status === 'number' ? (response as unknown as AxiosResponseLike) : undefined;
-}
-
-function looksLikeResponse(value: unknown): value is AxiosResponseLike {
-  return isObjectLike(value) && typeof value.status === 'number' && 'config' in value;
-}
-
-/**
- * The adapter axios would have used for this call, put back into `config`
- * as axios would have it (so `response.config` and `error.config` look as
- * without us). Mirrors mergeConfig (the caller's `adapter`, else the
- * instance's; arrays copied) and dispatchRequest (`config.adapter ||
- * defaults.adapter`, resolved by `getAdapter`, which throws what axios throws).
- */
-function realAdapter(call: Call, config: AxiosConfig): AxiosAdapter {
-  const merged = call.spec !== undefined ? call.spec : call.self?.defaults?.adapter;
-  try {
-    if (merged === undefined) delete config.adapter;
-    else config.adapter = Array.isArray(merged) ? merged.slice() : merged;
-  } catch {
-    // a config axios cannot write either: leave it
+  constructor(
+    readonly module: AxiosModule,
+    readonly self: AxiosContext,
+  ) {
+    this.parent = getCurrentSpan() ?? null;
   }
-  return call.module.getAdapter(merged || call.module.defaults?.adapter, config);
-}
 
-/** A `this` for `getUri` without instance defaults: the config at dispatch is merged already. */
-const NO_DEFAULTS: AxiosContext = Object.freeze({});
+  operationName(a: AxiosCall): string {
+    return String(a.config!.method || 'get').toUpperCase();
+  }
 
-/**
- * The URL as axios builds it (baseURL, url, params, paramsSerializer), by
- * axios' own `getUri`. Given only the fields it reads: on the whole config
- * it would merge headers and all (about 4 times slower).
- */
-function fullUrl(call: Call, config: AxiosConfig): string | undefined {
-  const { baseURL, url, allowAbsoluteUrls, params, paramsSerializer } = config;
-  try {
-    return call.module.proto.getUri.call(NO_DEFAULTS, { baseURL, url, allowAbsoluteUrls, params, paramsSerializer });
-  } catch {
-    // a URL axios rejects (it will say so to the caller): tag what was asked for
-    return typeof url === 'string' ? url : undefined;
+  tags(tags: TagMap, a: AxiosCall): void {
+    requestTags(tags, a, a.config!);
+  }
+
+  request(a: AxiosCall): AxiosConfig {
+    return a.config!;
   }
 }
 
-function requestTags(call: Call, config: AxiosConfig, method: string): TagMap {
-  const tags = clientTags(COMPONENT);
-  tags[TAG.HTTP_METHOD] = method;
-  const uri = fullUrl(call, config);
+function requestTags(tags: TagMap, call: AxiosCall, config: AxiosConfig): void {
+  tags[TAG.HTTP_METHOD] = call.operationName(call);
+  const uri = fullUrl(call.module, config);
   if (typeof uri === 'string' && uri !== '') {
     tags[TAG.HTTP_URL] = redactUrl(uri);
     try {
@@ -140,38 +91,27 @@ function requestTags(call: Call, config: AxiosConfig, method: string): TagMap {
       // a relative URL: no peer to name
     }
   }
-  return tags;
 }
 
 /** Starts the span and runs the real adapter under it; fails open to the plain adapter. */
-function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosConfig): unknown {
-  const options = optionsOf(COMPONENT);
-  if (call.parent === undefined && options.requireParentSpan === true) {
+function dispatch(a: AxiosCall, real: AxiosAdapter, self: unknown, config: AxiosConfig): unknown {
+  if (a.parent === null && optionsOf(COMPONENT).requireParentSpan === true) {
     // Not traced at all: not here, and not by the http or fetch patch underneath.
     return suppressInstrumentation(() => real.call(self, config));
   }
-  let span: Span | undefined;
-  try {
-    const method = String(config.method || 'get').toUpperCase();
-    span = startClientSpanWithParent(COMPONENT, method, call.parent);
-    if (span === undefined) return real.call(self, config);
-    if (isRecording(span)) setTags(span, requestTags(call, config, method));
-  } catch (err) {
-    logOnce('axios:dispatch', 'could not start the axios span; the request goes on untraced', err);
-    if (span !== undefined) finishSpan(span);
-    return real.call(self, config);
-  }
-  safeCall('axios requestHook', options.requestHook, span, config as AxiosRequestConfigLike);
-  const outer: OuterClient = { span, component: COMPONENT, done: false };
-  call.span = span;
-  call.outer = outer;
+  a.config = config;
+  const call = startCall<AxiosConfig, AxiosResponseLike, AxiosCall>(COMPONENT, a, a);
+  if (call === undefined) return real.call(self, config);
+  const outer: OuterClient = { span: call.span, component: COMPONENT, done: false };
+  a.call = call;
+  a.outer = outer;
   let result: unknown;
   try {
     result = runWithOuterClient(outer, () => real.call(self, config));
   } catch (err) {
     // A throwing adapter: axios turns it into the call's rejection, which finishes the span.
-    call.adapterDone = true;
-    call.adapterError = err;
+    a.adapterDone = true;
+    a.adapterError = err;
     throw err;
   }
   // Only a native promise: calling `then` on someone's thenable may have effects.
@@ -179,12 +119,12 @@ function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosCo
   if (result instanceof Promise) {
     result.then(
       (response: unknown) => {
-        call.adapterDone = true;
-        if (looksLikeResponse(response)) call.response = response;
+        a.adapterDone = true;
+        if (looksLikeResponse(response)) a.response = response;
       },
       (err: unknown) => {
-        call.adapterDone = true;
-        call.adapterError = err;
+        a.adapterDone = true;
+        a.adapterError = err;
       },
     );
   }
@@ -192,9 +132,9 @@ function dispatch(call: Call, real: AxiosAdapter, self: unknown, config: AxiosCo
 }
 
 /** A stand-in for the adapter setting `call.spec`: the first dispatch of its own call is traced. */
-function makeStandIn(call: Call): AxiosAdapter {
+function makeStandIn(call: AxiosCall): AxiosAdapter {
   const standIn = function adapter(this: unknown, config: AxiosConfig): unknown {
-    const real = realAdapter(call, config);
+    const real = realAdapter(call.module, call.self, call.spec, config);
     // A stand-in that outlived its call (a stored config replayed after an
     // uninstall, say) is just the adapter it stands for.
     if (call.dispatched || call.settled) return real.call(this, config);
@@ -205,69 +145,46 @@ function makeStandIn(call: Call): AxiosAdapter {
   return standIn;
 }
 
-function unwrapSpec(spec: unknown): unknown {
-  return typeof spec === 'function' && STANDS_FOR in spec ? (spec as unknown as Record<symbol, unknown>)[STANDS_FOR] : spec;
-}
-
 /** `_request`'s arguments with the stand-in adapter in a copy of the caller's config; undefined: leave the call alone. */
-function argsWithStandIn(args: IArguments, call: Call): unknown[] | undefined {
-  const first: unknown = args[0];
-  let config: unknown;
-  if (typeof first === 'string') {
-    // lib/core/Axios.js: `config = config || {}; config.url = configOrUrl` on
-    // the caller's object. Done here the same way (if it throws, axios will
-    // throw the same on the untraced path).
-    config = args[1] || {};
-    (config as { url?: unknown }).url = first;
-  } else {
-    config = first || {};
-  }
-  if (!isObjectLike(config)) return undefined;
-  // mergeConfig reads own enumerable keys only, as the spread copies them.
-  call.spec = unwrapSpec(Object.prototype.hasOwnProperty.call(config, 'adapter') ? config.adapter : undefined);
-  return [{ ...config, adapter: makeStandIn(call) }];
+function argsWithStandIn(args: IArguments, call: AxiosCall): unknown[] | undefined {
+  const caller = callerConfig(args);
+  if (caller === undefined) return undefined;
+  call.spec = caller.adapter;
+  return [{ ...caller.config, adapter: makeStandIn(call) }];
 }
 
-/** The axios call has settled: status, error, response hook, finish. Never throws. */
-function settle(call: Call, failed: boolean, outcome: unknown): void {
-  call.settled = true;
-  const span = call.span;
-  if (span === undefined || call.outer === undefined || call.outer.done) return;
-  call.outer.done = true;
+/** The axios call has settled: status, response hook, error, finish. Never throws. */
+function settle(a: AxiosCall, failed: boolean, outcome: unknown): void {
+  a.settled = true;
+  const call = a.call;
+  if (call === undefined || a.outer === undefined || a.outer.done) return;
+  a.outer.done = true;
+  let fails = failed;
   try {
-    const options = optionsOf(COMPONENT);
     const response =
-      call.response ?? responseOf(call.adapterError) ?? (failed ? responseOf(outcome) : looksLikeResponse(outcome) ? outcome : undefined);
-    let errorStatus = false;
+      a.response ?? responseOf(a.adapterError) ?? (failed ? responseOf(outcome) : looksLikeResponse(outcome) ? outcome : undefined);
     if (response !== undefined) {
-      setTag(span, TAG.HTTP_STATUS_CODE, response.status);
-      errorStatus = isErrorStatusBy(COMPONENT, options.isErrorStatus, response.status);
+      // A rejection that only says "this status" (validateStatus) is judged by
+      // the status; any other (network, timeout, cancel, transformResponse, an
+      // interceptor) marks the span. An error status of a rejected call logs the rejection.
+      const explainedByStatus = failed && (a.adapterDone ? outcome === a.adapterError : responseOf(outcome) === response);
+      const errorStatus = respondWithStatus(call, optionsOf(COMPONENT).isErrorStatus, response.status, response.statusText, response, !failed);
+      fails = failed && (errorStatus || !explainedByStatus);
     }
-    // A rejection that only says "this status" (validateStatus) is judged by
-    // the status; any other (network, timeout, cancel, transformResponse, an
-    // interceptor) marks the span.
-    const explainedByStatus =
-      failed && response !== undefined && (call.adapterDone ? outcome === call.adapterError : responseOf(outcome) === response);
-    if (errorStatus) {
-      if (failed) tagError(span, outcome);
-      else tagErrorMessage(span, 'http_status', `HTTP ${response!.status}${response!.statusText ? ` ${response!.statusText}` : ''}`);
-    } else if (failed && !explainedByStatus) {
-      tagError(span, outcome);
-    }
-    if (response !== undefined) safeCall('axios responseHook', options.responseHook, response, span);
+    if (fails && (outcome === undefined || outcome === null)) tagError(call.span, outcome); // a rejection without a reason
   } catch (err) {
     logOnce('axios:settle', 'could not complete the axios span', err);
   }
-  finishSpan(span);
+  call.finish(fails ? outcome : undefined);
 }
 
 function tracedRequest(module: AxiosModule, original: AxiosPrototype['_request']): AxiosPrototype['_request'] {
   return function _request(this: AxiosContext) {
     if (isSuppressed()) return original.apply(this, arguments as unknown as [unknown, unknown]);
-    let call: Call | undefined;
+    let call: AxiosCall | undefined;
     let args: unknown[] | undefined;
     try {
-      call = { module, self: this, parent: getCurrentSpan(), spec: undefined, dispatched: false, settled: false, adapterDone: false };
+      call = new AxiosCall(module, this);
       args = argsWithStandIn(arguments, call);
     } catch (err) {
       logOnce('axios:args', 'could not read the axios call arguments; untraced', err);

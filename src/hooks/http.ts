@@ -1,165 +1,57 @@
 /**
  * Client spans for Node's `http` and `https`: `request` and `get`, in every
  * call form Node accepts (URL string, `URL`, options object, `(url, options,
- * cb)`).
+ * cb)`), on the shared call lifecycle (`src/call.ts`).
  *
- * The request is created by Node from the caller's own arguments; the span's
- * tags are read back from the `ClientRequest` (Node has parsed the URL once
- * already), and the trace headers are set on the request with `setHeader`,
- * so the caller's headers object is never touched.
+ * Node builds the request from the caller's own arguments first; the span's
+ * operation name and tags are read back from the `ClientRequest` (Node has
+ * parsed and checked the arguments once already, and a call Node rejects
+ * traces nothing), and the trace headers are set on the request with
+ * `setHeader`, so the caller's headers object is never touched.
  */
 import { errorMonitor } from 'events';
 import type * as http from 'http';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'http';
 import { Span as NoopSpan } from 'opentracing';
-import type { Span } from 'opentracing';
+import { Call, startCall, type CallSpec } from '../call';
 import { TAG } from '../constants';
 import { activeOuterClient, isSuppressed, type OuterClient } from '../context';
-import { logOnce, safeCall } from '../logger';
-import { optionsOf, type HttpClientOptions } from '../options';
+import { respondWithStatus } from '../http-common';
+import { argsWithHeaders, callerOptions, destinationHost, headersRenderedEarly, hostOf, portOf, urlOf } from '../http-request';
 import type { DumpableResponse } from '../internal-types';
 import type { Instrumentation } from '../instrumentation';
-import { redactPath, redactUrl } from '../redact';
-import {
-  addPeerTags,
-  clientTags,
-  finishSpan,
-  injectHttpHeaders,
-  isErrorStatusBy,
-  isRecording,
-  logRedirect,
-  outerHopRedirect,
-  setTag,
-  setTags,
-  startClientSpan,
-  tagErrorMessage,
-} from '../span';
+import { logOnce, safeCall } from '../logger';
+import { optionsOf } from '../options';
+import { addPeerTags, clientTags, finishSpan, injectHttpHeaders, isRecording, logRedirect, outerHopRedirect, startClientSpan, type TagMap } from '../span';
 import { wrapMethod, unwrapMethod } from '../wrap';
 
 type Component = 'http' | 'https';
 type RequestFn = typeof http.request;
 type HttpModule = Pick<typeof http, 'request' | 'get'>;
 
-
-/** The `headers` and `method` the caller passed, whatever the call form. */
-function callerOptions(args: ArrayLike<unknown>): RequestOptions | undefined {
-  const first = args[0];
-  if (typeof first === 'string' || first instanceof URL) {
-    const second = args[1];
-    return second !== null && typeof second === 'object' ? (second as RequestOptions) : undefined;
-  }
-  return first !== null && typeof first === 'object' ? (first as RequestOptions) : undefined;
+function requestTags(tags: TagMap, req: ClientRequest): void {
+  tags[TAG.HTTP_METHOD] = req.method;
+  tags[TAG.HTTP_URL] = urlOf(req);
+  addPeerTags(tags, req.host, portOf(req));
 }
+
+/** Every call of both patches: the subject is the request Node made (the component is the patch name). */
+const SPEC: CallSpec<ClientRequest, ClientRequest> = {
+  operationName: (req) => req.method,
+  tags: requestTags,
+  request: (req) => req,
+};
 
 /**
- * Node renders the header block inside the `ClientRequest` constructor when
- * the headers are given as a raw array or include `Expect`
- * (lib/_http_client.js); `setHeader` is impossible afterwards, so for those
- * calls the trace headers go into a copy of the arguments instead.
+ * Follows one request to the end of its response. The call finishes when
+ * the response has been read to its end or closes (complete or not), or
+ * when the request errors or closes without a response.
  */
-function headersRenderedEarly(options: RequestOptions | undefined): boolean {
-  const headers = options?.headers;
-  if (headers === undefined || headers === null) return false;
-  if (Array.isArray(headers)) return true;
-  for (const key of Object.keys(headers)) if (key.length === 6 && key.toLowerCase() === 'expect') return true;
-  return false;
-}
-
-/** The arguments with `extra` headers added to a copy of the caller's options and headers. */
-function argsWithHeaders(args: ArrayLike<unknown>, options: RequestOptions | undefined, extra: Record<string, string>): unknown[] {
-  const list = Array.prototype.slice.call(args) as unknown[];
-  const headers = options?.headers;
-  let merged: RequestOptions['headers'];
-  if (Array.isArray(headers)) {
-    const raw: string[] = [...(headers as readonly string[])];
-    for (const name of Object.keys(extra)) raw.push(name, extra[name]);
-    merged = raw;
-  } else {
-    merged = { ...(headers as Record<string, unknown>), ...extra } as RequestOptions['headers'];
-  }
-  const copy = { ...options, headers: merged };
-  const first = list[0];
-  if (typeof first === 'string' || first instanceof URL) {
-    if (options !== undefined) list[1] = copy;
-    else list.splice(1, 0, copy);
-  } else {
-    list[0] = copy;
-  }
-  return list;
-}
-
-/**
- * The URL of an absolute-form request target (RFC 9112, 3.2.2): a request
- * sent to an HTTP proxy names its real destination there (axios' `proxy`
- * option, HTTP_PROXY, hand-made proxy requests).
- */
-function absoluteTarget(path: string | null | undefined): URL | undefined {
-  if (typeof path !== 'string' || !/^https?:\/\//i.test(path)) return undefined;
-  try {
-    return new URL(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The host the request is for, for propagation rules: through a proxy, the destination, not the proxy. */
-function destinationHost(req: ClientRequest): string {
-  return absoluteTarget(req.path)?.hostname ?? req.host;
-}
-
-/** The destination host for propagation rules, before the request exists. */
-function hostOf(args: ArrayLike<unknown>, options: RequestOptions | undefined): string | undefined {
-  const first = args[0];
-  const target = absoluteTarget(options?.path);
-  if (target !== undefined) return target.hostname;
-  if (options?.hostname) return options.hostname;
-  if (options?.host) return options.host;
-  if (first instanceof URL) return first.hostname;
-  if (typeof first === 'string') {
-    try {
-      return new URL(first).hostname;
-    } catch {
-      return undefined;
-    }
-  }
-  return 'localhost';
-}
-
-function portOf(req: ClientRequest): number | undefined {
-  const hostHeader = req.getHeader('host');
-  if (typeof hostHeader === 'string') {
-    const colon = hostHeader.lastIndexOf(':');
-    if (colon !== -1 && colon > hostHeader.lastIndexOf(']')) return Number(hostHeader.slice(colon + 1));
-  }
-  const agent = (req as { agent?: { defaultPort?: number } }).agent;
-  if (agent && typeof agent.defaultPort === 'number') return agent.defaultPort;
-  return req.protocol === 'https:' ? 443 : 80;
-}
-
-function urlOf(req: ClientRequest): string {
-  if (absoluteTarget(req.path) !== undefined) return redactUrl(req.path);
-  const hostHeader = req.getHeader('host');
-  const authority = typeof hostHeader === 'string' ? hostHeader : req.host;
-  return `${req.protocol}//${authority}${redactPath(req.path)}`;
-}
-
-/**
- * Follows one request to the end of its response. The span finishes exactly
- * once: when the response closes (complete or not), or when the request
- * errors or closes without a response.
- */
-function observe(component: Component, span: Span, req: ClientRequest, options: HttpClientOptions): void {
-  let finished = false;
+function observe(call: Call<IncomingMessage>, req: ClientRequest): void {
   let response: IncomingMessage | undefined;
   let failure: unknown;
-  const finish = (err?: unknown): void => {
-    if (finished) return;
-    finished = true;
-    finishSpan(span, err);
-  };
-
   req.on(errorMonitor, (err: unknown) => {
-    if (response === undefined) finish(err);
+    if (response === undefined) call.finish(err);
     else failure = err;
   });
   req.once('close', () => {
@@ -168,67 +60,30 @@ function observe(component: Component, span: Span, req: ClientRequest, options: 
     // 'response' event; Node sets `req.res` and closes the request.
     const upgraded = (req as ClientRequest & { res?: IncomingMessage | null }).res;
     if (upgraded && failure === undefined) {
-      setTag(span, TAG.HTTP_STATUS_CODE, upgraded.statusCode ?? 0);
-      finish();
+      call.setTags({ [TAG.HTTP_STATUS_CODE]: upgraded.statusCode ?? 0 });
+      call.finish();
       return;
     }
-    finish(failure ?? new Error('request closed before a response'));
+    call.finish(failure ?? new Error('request closed before a response'));
   });
   req.prependListener('response', (res: IncomingMessage & DumpableResponse) => {
     response = res;
-    const status = res.statusCode ?? 0;
-    setTag(span, TAG.HTTP_STATUS_CODE, status);
     const socket = res.socket;
-    if (socket && typeof socket.remotePort === 'number') setTag(span, TAG.PEER_PORT, socket.remotePort);
-    if (isErrorStatusBy(component, options.isErrorStatus, status)) tagErrorMessage(span, 'http_status', `HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`);
-    safeCall(`${component} responseHook`, options.responseHook, res, span);
+    if (socket && typeof socket.remotePort === 'number') call.setTags({ [TAG.PEER_PORT]: socket.remotePort });
+    respondWithStatus(call, optionsOf(call.patch as Component).isErrorStatus, res.statusCode ?? 0, res.statusMessage, res);
     res.on(errorMonitor, (err: unknown) => {
       failure = err;
     });
     // 'end' when the body was read to its end (the span ends before the app's
     // own 'end' handlers run, so a tracer closed there still gets it); 'close'
     // for every other ending.
-    res.once('end', () => finish());
-    res.once('close', () => {
-      finish(res.complete ? undefined : (failure ?? new Error('response aborted before its end')));
-    });
+    res.once('end', () => call.finish());
+    res.once('close', () => call.finish(res.complete ? undefined : (failure ?? new Error('response aborted before its end'))));
     // We are a 'response' listener now, so Node will not discard a response
     // that nobody else listens to (ClientRequest: `if (!req.emit('response',
     // res)) res._dump()`). Do what Node would have done, or the socket stays pinned.
     if (req.listenerCount('response') === 1 && typeof res._dump === 'function') res._dump();
   });
-}
-
-/** The application's call as it asked for it. */
-function callOriginal(original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
-  const req = original.apply(self, args as unknown as Parameters<RequestFn>);
-  if (end) req.end();
-  return req;
-}
-
-/**
- * Creates the request. When Node renders its headers inside the constructor
- * (`early`), `span`'s trace headers go into a copy of the arguments first;
- * otherwise `injectLate` sets them on the request afterwards.
- */
-function createRequest(
-  original: RequestFn,
-  self: unknown,
-  args: IArguments,
-  callerOpts: RequestOptions | undefined,
-  early: boolean,
-  span: Span | undefined,
-): ClientRequest {
-  if (early && span !== undefined) {
-    const extra = injectHttpHeaders(span, hostOf(args, callerOpts), () => undefined);
-    return original.apply(self, argsWithHeaders(args, callerOpts, extra) as Parameters<RequestFn>);
-  }
-  return original.apply(self, args as unknown as Parameters<RequestFn>);
-}
-
-/** Sets `span`'s trace headers on a request whose headers are not rendered yet. */
-function injectLate(req: ClientRequest, span: Span): void {
-  injectHttpHeaders(span, destinationHost(req), (name, value) => req.setHeader(name, value));
 }
 
 /**
@@ -253,102 +108,112 @@ function followOuterHop(outer: OuterClient, req: ClientRequest): void {
   }
 }
 
-function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, end: boolean): ClientRequest {
-  if (isSuppressed()) return callOriginal(original, self, args, end);
+/** Node's rule (lib/_http_client.js): null/undefined/'' is GET, a string is upper-cased, anything else throws (undefined here). */
+function methodOf(opts: RequestOptions | undefined): string | undefined {
+  const given: unknown = opts?.method;
+  if (given === undefined || given === null || given === '') return 'GET';
+  return typeof given === 'string' ? given.toUpperCase() : undefined;
+}
 
-  // Argument parsing that fails hands the call to Node untouched: Node throws
-  // its own error (ERR_INVALID_ARG_TYPE for `{ method: 5 }`) or copes.
-  let callerOpts: RequestOptions | undefined;
-  let early = false;
-  let method: string;
+/**
+ * Node threw on the caller's arguments before any I/O: the call still gets its span, failed
+ * with that error (the caller gets the same error); no request for a hook to see, no tags.
+ */
+function rejectedCall(component: Component, args: IArguments, err: unknown): void {
   try {
-    callerOpts = callerOptions(args);
-    early = headersRenderedEarly(callerOpts);
-    const given: unknown = callerOpts?.method;
-    // Node's rule (lib/_http_client.js): null/undefined/'' is GET, a string is upper-cased, anything else throws.
-    if (given !== undefined && given !== null && typeof given !== 'string') return callOriginal(original, self, args, end);
-    method = given ? given.toUpperCase() : 'GET';
-  } catch (err) {
-    logOnce(`${component}:args`, 'could not read the request arguments; untraced', err);
-    return callOriginal(original, self, args, end);
+    const method = methodOf(callerOptions(args));
+    const span = activeOuterClient() === undefined && method !== undefined ? startClientSpan(component, method) : undefined;
+    if (span !== undefined) finishSpan(span, err);
+  } catch (e) {
+    logOnce(`${component}:args`, 'could not read the request arguments', e);
   }
+}
 
-  // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
+/**
+ * Node renders the header block of this request in its constructor (raw
+ * array headers, `Expect`): the span starts before the request exists and
+ * its trace headers go into a copy of the arguments. The kit's `startCall`
+ * cannot serve this rare form: its request hook would have to run before
+ * the `ClientRequest` it receives exists. So the span starts here, the hook
+ * sees the request once made (as before), and the kit's `Call` ends it.
+ */
+function earlyRequest(component: Component, original: RequestFn, self: unknown, args: IArguments, opts: RequestOptions): ClientRequest {
+  const method = methodOf(opts);
+  if (method === undefined) return original.apply(self, args as never);
   const outer = activeOuterClient();
-  if (outer !== undefined) {
-    const req = createRequest(original, self, args, callerOpts, early, outer.span);
-    if (!early) injectLate(req, outer.span);
-    followOuterHop(outer, req);
-    if (end) req.end();
-    return req;
-  }
-
-  const options = optionsOf(component);
-  const span = startClientSpan(component, method);
-  if (span === undefined) return callOriginal(original, self, args, end);
-
-  // Nothing will be recorded on this span (a no-op tracer, or an unsampled
-  // trace whose sampling is final) and no hook will see it: propagate its
-  // context and finish it now, without following the request.
-  if (!isRecording(span) && !options.requestHook && !options.responseHook) {
-    return untracedRequest(component, original, self, args, end, span, callerOpts, early);
-  }
-
+  const span = outer?.span ?? startClientSpan(component, method);
+  if (span === undefined) return original.apply(self, args as never);
+  const call = outer === undefined ? new Call<IncomingMessage>(component, span, isRecording(span), undefined) : undefined;
   let req: ClientRequest;
   try {
-    req = createRequest(original, self, args, callerOpts, early, span);
+    const extra = span.constructor === NoopSpan ? {} : injectHttpHeaders(span, hostOf(args, opts), () => undefined);
+    req = original.apply(self, argsWithHeaders(args, opts, extra) as Parameters<RequestFn>);
   } catch (err) {
-    // Invalid arguments: Node throws before any I/O. Same error to the caller.
-    finishSpan(span, err);
+    call?.finish(err); // invalid arguments: Node throws before any I/O, the same error goes to the caller
     throw err;
   }
-
-  try {
-    if (isRecording(span)) {
-      const tags = clientTags(component);
-      tags[TAG.HTTP_METHOD] = req.method;
-      tags[TAG.HTTP_URL] = urlOf(req);
-      addPeerTags(tags, req.host, portOf(req));
-      setTags(span, tags);
-    }
-    safeCall(`${component} requestHook`, options.requestHook, span, req);
-    if (!early) injectLate(req, span);
-    observe(component, span, req, options);
-  } catch (err) {
-    logOnce(`${component}:observe`, 'could not instrument a request; its span is closed now', err);
-    finishSpan(span);
-  }
-  if (end) req.end();
+  if (call !== undefined) follow(call, req, false);
+  else followOuterHop(outer!, req);
   return req;
 }
 
-/** The request of a span that records nothing: trace headers only, the span finished at once. */
-function untracedRequest(
-  component: Component,
-  original: RequestFn,
-  self: unknown,
-  args: IArguments,
-  end: boolean,
-  span: Span,
-  callerOpts: RequestOptions | undefined,
-  early: boolean,
-): ClientRequest {
-  // OpenTracing's no-op span has no context to propagate.
-  const propagate = span.constructor !== NoopSpan;
+/** Tags, request hook (only for the early form: `startCall` ran it), then follows the request; fails open. */
+function follow(call: Call<IncomingMessage>, req: ClientRequest, late: boolean): void {
+  const options = optionsOf(call.patch as Component);
+  try {
+    if (!call.recording && !options.requestHook && !options.responseHook) {
+      // Nothing will be recorded (a no-op tracer, an unsampled trace whose
+      // sampling is final) and no hook will see it: propagate its context
+      // (OpenTracing's no-op span has none) and finish now, without following the request.
+      if (late && call.span.constructor !== NoopSpan) injectHttpHeaders(call.span, destinationHost(req), (name, value) => req.setHeader(name, value));
+      call.finish();
+      return;
+    }
+    if (!late) {
+      if (call.recording) {
+        const tags = clientTags(call.patch);
+        requestTags(tags, req);
+        call.setTags(tags);
+      }
+      safeCall(`${call.patch} requestHook`, options.requestHook, call.span, req);
+    } else {
+      injectHttpHeaders(call.span, destinationHost(req), (name, value) => req.setHeader(name, value));
+    }
+    observe(call, req);
+  } catch (err) {
+    logOnce(`${call.patch}:observe`, 'could not instrument a request; its span is closed now', err);
+    call.finish();
+  }
+}
+
+function tracedRequest(component: Component, original: RequestFn, self: unknown, args: IArguments): ClientRequest {
+  if (isSuppressed()) return original.apply(self, args as never);
+  // Argument reading that fails hands the call to Node untouched: Node throws its own error or copes.
+  let early: RequestOptions | undefined;
+  try {
+    const opts = callerOptions(args);
+    if (opts !== undefined && headersRenderedEarly(opts)) early = opts;
+  } catch (err) {
+    logOnce(`${component}:args`, 'could not read the request arguments; untraced', err);
+    return original.apply(self, args as never);
+  }
+  if (early !== undefined) return earlyRequest(component, original, self, args, early);
   let req: ClientRequest;
   try {
-    req = createRequest(original, self, args, callerOpts, early, propagate ? span : undefined);
+    req = original.apply(self, args as never);
   } catch (err) {
-    finishSpan(span, err);
+    rejectedCall(component, args, err);
     throw err;
   }
-  try {
-    if (propagate && !early) injectLate(req, span);
-  } catch (err) {
-    logOnce(`${component}:inject`, 'could not propagate the trace context of a request', err);
+  // A higher layer (axios) owns the span: propagate its context on every hop, add no span.
+  const outer = activeOuterClient();
+  if (outer !== undefined) {
+    injectHttpHeaders(outer.span, destinationHost(req), (name, value) => req.setHeader(name, value));
+    followOuterHop(outer, req);
+    return req;
   }
-  finishSpan(span);
-  if (end) req.end();
+  const call = startCall<ClientRequest, IncomingMessage, ClientRequest>(component, SPEC, req);
+  if (call !== undefined) follow(call, req, true);
   return req;
 }
 
@@ -363,12 +228,14 @@ function makeInstrumentation(component: Component): Instrumentation<HttpModule> 
       const originalRequest = exports.request;
       wrapMethod(exports, 'request', (original) =>
         function request(this: unknown) {
-          return tracedRequest(component, original, this, arguments, false);
+          return tracedRequest(component, original, this, arguments);
         },
       );
       wrapMethod(exports, 'get', () =>
         function get(this: unknown) {
-          return tracedRequest(component, originalRequest, this, arguments, true);
+          const req = tracedRequest(component, originalRequest, this, arguments);
+          req.end();
+          return req;
         },
       );
     },
