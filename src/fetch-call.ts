@@ -15,6 +15,7 @@ import type { UndiciRequest, UndiciResponseHead } from './internal-types';
 import { logOnce } from './logger';
 import { optionsOf, type FetchRequestLike, type FetchResponseLike } from './options';
 import { addUrlPeerTags, isErrorStatusBy, logRedirect, tagErrorMessage } from './span';
+import { tagErrorStatus } from './http-common';
 
 const PATCH = 'fetch';
 
@@ -150,9 +151,7 @@ export class FetchCall {
     const status = response.statusCode;
     const options = optionsOf(PATCH);
     call.setTags({ [TAG.HTTP_STATUS_CODE]: status });
-    if (isErrorStatusBy(PATCH, options.isErrorStatus, status)) {
-      tagErrorMessage(call.span, 'http_status', `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ''}`);
-    }
+    if (isErrorStatusBy(PATCH, options.isErrorStatus, status)) tagErrorStatus(call.span, status, response.statusText);
     if (typeof options.responseHook !== 'function') return;
     const run = (): void => call.respond(responseOf(response, this.url));
     if (this.runInCaller !== undefined) this.runInCaller(run);
