@@ -59,13 +59,28 @@ function textOf(config: unknown): string | undefined {
   return typeof c.cursor?.text === 'string' ? c.cursor.text : undefined;
 }
 
+/** A client's connection tags, with the fields they were made from (kept per client: they rarely change). */
+interface ClientTags {
+  host: unknown;
+  port: unknown;
+  database: unknown;
+  user: unknown;
+  tags: TagMap;
+}
+const clientTags = new WeakMap<object, ClientTags>();
+
+/** Adds `db.instance`, `db.user` and `peer.*` of `client`; a Unix socket directory is not a peer host name. */
 function connectionTags(tags: TagMap, client: PgClientInternals): TagMap {
-  if (typeof client.database === 'string') tags[TAG.DB_INSTANCE] = client.database;
-  if (typeof client.user === 'string') tags[TAG.DB_USER] = client.user;
-  // A Unix socket directory is not a peer host name.
-  const host = typeof client.host === 'string' && !client.host.startsWith('/') ? client.host : undefined;
-  const port = typeof client.port === 'number' || typeof client.port === 'string' ? client.port : undefined;
-  return addPeerTags(tags, host, port);
+  const { host, port, database, user } = client;
+  let known = clientTags.get(client);
+  if (known === undefined || known.host !== host || known.port !== port || known.database !== database || known.user !== user) {
+    const own: TagMap = {};
+    if (typeof database === 'string') own[TAG.DB_INSTANCE] = database;
+    if (typeof user === 'string') own[TAG.DB_USER] = user;
+    addPeerTags(own, typeof host === 'string' && !host.startsWith('/') ? host : undefined, typeof port === 'number' || typeof port === 'string' ? port : undefined);
+    clientTags.set(client, (known = { host, port, database, user, tags: own }));
+  }
+  return Object.assign(tags, known.tags);
 }
 
 const QUERY: CallSpec<PgQueryConfig, Query> = {
@@ -162,7 +177,7 @@ let handoff: PoolCall | undefined;
 
 /** The pool call's span gets the peer of the client it runs on (once: a tracer may keep duplicate tags). */
 function tagConnection(pending: PoolCall, client: PgClientInternals): void {
-  if (pending.tagged) return;
+  if (pending.tagged || !pending.call.recording) return;
   pending.tagged = true;
   try {
     pending.call.setTags(connectionTags({}, client));
