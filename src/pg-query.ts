@@ -12,10 +12,9 @@ import { logOnce } from './logger';
 import { optionsOf, type PgOptions, type PgQueryConfig, type PgQueryResult } from './options';
 import { loggablePgError } from './pg-errors';
 import { addPeerTags, type TagMap } from './span';
-import { maskedStatement, maskSqlLiterals, memoByText, serializeSqlParameters, sqlVerb, truncate } from './sql';
+import { maskedStatement, maskSqlLiterals, memoByText, serializeSqlParameters, sqlVerb, statementMaxLength, truncate } from './sql';
 
 const PATCH = 'pg';
-const DEFAULT_MAX_STATEMENT_LENGTH = 4096;
 
 export type Callback = (this: unknown, ...args: unknown[]) => unknown;
 /** A traced query or connect; `state` is its PgQuery (a connect has none). */
@@ -84,7 +83,7 @@ const QUERY: CallSpec<PgQueryConfig, PgQuery> = {
   },
   tags(tags, { config, values, client, options }) {
     tags[TAG.DB_TYPE] = 'sql';
-    const max = typeof options.maxStatementLength === 'number' && options.maxStatementLength > 0 ? Math.floor(options.maxStatementLength) : DEFAULT_MAX_STATEMENT_LENGTH;
+    const max = statementMaxLength(options);
     const text = textOf(config);
     if (text !== undefined) tags[TAG.DB_STATEMENT] = options.recordRawStatement === true ? truncate(text, max) : maskedStatement(text, max, masked);
     if (options.captureParameters === true) tags[TAG.DB_PARAMETERS] = Array.isArray(values) ? serializeSqlParameters(values, max) : undefined;

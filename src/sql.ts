@@ -415,3 +415,12 @@ export function maskedStatement(text: string, max: number, mask: (text: string) 
   }
   return truncate(mask(text), max);
 }
+
+/** Default longest `db.statement` of the SQL patches, in characters. */
+export const DEFAULT_MAX_STATEMENT_LENGTH = 4096;
+
+/** `maxStatementLength` of an SQL patch's options when it is a positive number, else the default. */
+export function statementMaxLength(options: { maxStatementLength?: unknown }): number {
+  const max = options.maxStatementLength;
+  return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
+}
