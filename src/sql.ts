@@ -378,3 +378,49 @@ export function serializeSqlParameters(values: unknown, max: number): string | u
     return '[unserializable]';
   }
 }
+
+/**
+ * `compute` remembered per statement text: applications send the same few
+ * texts over and over, and masking or finding the verb is a scan of the
+ * whole text on every call. Bounded: at most `size` texts (the memo is
+ * cleared when full), and only texts up to `maxText` characters (a bulk
+ * statement is computed each time, never kept).
+ */
+export function memoByText<T>(compute: (text: string) => T, size = 512, maxText = 2048): (text: string) => T {
+  const memo = new Map<string, T>();
+  return (text) => {
+    if (text.length > maxText) return compute(text);
+    let out = memo.get(text);
+    if (out === undefined) {
+      out = compute(text);
+      if (memo.size >= size) memo.clear();
+      memo.set(text, out);
+    }
+    return out;
+  };
+}
+
+/**
+ * `db.statement` of `text`: its literals masked by `mask`, cut at `max`. A
+ * statement of megabytes (a bulk INSERT) is masked only as far as the tag can
+ * show, four times `max`, unless masking shrank that part below `max`; a cut
+ * inside a literal masks the rest of it (an unterminated string is masked to
+ * its end).
+ */
+export function maskedStatement(text: string, max: number, mask: (text: string) => string): string {
+  const window = max * 4;
+  if (text.length > window) {
+    const head = mask(text.slice(0, window));
+    if (head.length > max) return truncate(head, max);
+  }
+  return truncate(mask(text), max);
+}
+
+/** Default longest `db.statement` of the SQL patches, in characters. */
+export const DEFAULT_MAX_STATEMENT_LENGTH = 4096;
+
+/** `maxStatementLength` of an SQL patch's options when it is a positive number, else the default. */
+export function statementMaxLength(options: { maxStatementLength?: unknown }): number {
+  const max = options.maxStatementLength;
+  return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
+}

@@ -719,6 +719,29 @@ describe('pg patch', () => {
       }
     });
 
+    it('the span goes to the client.query pg-pool makes for it, not to a query made meanwhile (from the pool\'s log)', async () => {
+      // pg-pool calls its `log` option right before its own client.query, inside the stretch where the pool call is handed over.
+      let inLog: Promise<unknown> | undefined;
+      const logging = new pg.Pool({
+        ...PG,
+        max: 1,
+        log: (message: string) => {
+          if (message === 'dispatching query' && inLog === undefined) inLog = client.query('SELECT 2 AS from_log');
+        },
+      });
+      try {
+        const parent = t.tracer.startSpan('parent');
+        await spanInContext(parent, () => logging.query('SELECT 1 AS from_pool'));
+        await inLog;
+        parent.finish();
+        const spans = pgSpans(t);
+        assert.deepStrictEqual(spans.map((s) => tag(s, 'db.statement')).sort(), ['SELECT ? AS from_log', 'SELECT ? AS from_pool']);
+        for (const span of spans) assert.strictEqual(parentId(span), spanId(parent));
+      } finally {
+        await logging.end();
+      }
+    });
+
     it('pool.query(text, values, callback): callback form with the same results', async () => {
       const res = await new Promise<pg.QueryResult>((resolve, reject) =>
         pool.query('SELECT $1::text AS v', ['x'], (err, r) => (err ? reject(err) : resolve(r))),
