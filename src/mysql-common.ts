@@ -13,6 +13,7 @@
 import { AsyncResource } from 'async_hooks';
 import type { EventEmitter } from 'events';
 import { startCall, type Call } from './call';
+import { Handoff } from './handoff';
 import { activeOuterClient, isSuppressed, runWithOuterClient, type OuterClient } from './context';
 import { logOnce } from './logger';
 import { OPERATION_PREFIX, REDACTED, TAG } from './constants';
@@ -378,7 +379,7 @@ function adopt(driver: Driver, pending: PoolCall, original: Method, connection: 
  * the callback in.
  */
 let poolCallInProgress: PoolCall | undefined;
-let handoff: PoolCall | undefined;
+const handoff = new Handoff<PoolCall>();
 
 /**
  * For `pool.getConnection(cb)`: when the pool asks for a connection for a
@@ -392,13 +393,7 @@ export function poolConnectionCallback(cb: Callback): Callback | undefined {
   poolCallInProgress = undefined; // one connection per pool call
   return function (this: unknown, err: unknown): unknown {
     if (err !== null && err !== undefined) return cb.apply(this, arguments as unknown as unknown[]);
-    const previous = handoff;
-    handoff = pending;
-    try {
-      return cb.apply(this, arguments as unknown as unknown[]);
-    } finally {
-      handoff = previous;
-    }
+    return handoff.run(pending, cb, this, arguments);
   };
 }
 
@@ -476,9 +471,9 @@ export function tracedPoolCall(
 export function tracedConnectionCall(driver: Driver, original: Method, connection: { config?: MysqlConnectionConfig }, args: IArguments): unknown {
   const sql = args[0];
   if (sql === null || sql === undefined || typeof sql === 'function' || isSuppressed()) return original.apply(connection, args as unknown as unknown[]);
-  const handed = handoff;
+  const handed = handoff.current;
   if (handed !== undefined && handed.driver === driver) {
-    handoff = undefined;
+    handoff.current = undefined;
     if (!handed.adopted) return adopt(driver, handed, original, connection, args);
   }
   const outer = activeOuterClient();

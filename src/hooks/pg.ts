@@ -15,6 +15,7 @@
  */
 import { AsyncResource } from 'async_hooks';
 import { bindToCurrentContext } from '../context';
+import { Handoff } from '../handoff';
 import type { PgClientPrototype, PgModule, PgPoolClass, PgPoolInternals, PgSubmittable } from '../internal-types';
 import type { Instrumentation } from '../instrumentation';
 import { logOnce } from '../logger';
@@ -59,13 +60,13 @@ function observeSubmittable(sub: PgSubmittable, call: PgCall): void {
  * its connect callback runs), with no async context of its own.
  */
 let inProgress: PgQuery | undefined;
-let handoff: PgQuery | undefined;
+const handoff = new Handoff<PgQuery>();
 
 function tracedClientQuery(original: Callback, client: PgClientPrototype, args: IArguments): unknown {
   const config = args[0];
   if (config === null || config === undefined) return original.apply(client, args as never);
   // pool.query calls client.query with the same config: one span, the pool's.
-  const pending = handoff;
+  const pending = handoff.current;
   if (pending !== undefined && !pending.adopted && pending.config === config) {
     pending.adopted = true;
     tagConnection(pending, client);
@@ -156,13 +157,7 @@ function tracedPoolConnect(original: Callback, pool: PgPoolInternals, args: IArg
   if (pending === undefined || pending.connecting) return original.call(pool, bindToCurrentContext(cb));
   pending.connecting = true;
   return original.call(pool, function (this: unknown) {
-    const previous = handoff;
-    handoff = pending;
-    try {
-      return cb.apply(this, arguments as unknown as unknown[]);
-    } finally {
-      handoff = previous;
-    }
+    return handoff.run(pending, cb, this, arguments);
   });
 }
 
