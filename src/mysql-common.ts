@@ -21,60 +21,28 @@ import type { MysqlCommand, MysqlConnectionConfig } from './internal-types';
 import { optionsOf, type MysqlOptions, type MysqlQuery } from './options';
 import { redactErrorFields } from './redact';
 import { addPeerTags, type TagMap } from './span';
-import { maskSqlLiterals, serializeSqlParameters, sqlVerb, truncate } from './sql';
+import { maskedStatement, maskSqlLiterals, memoByText, serializeSqlParameters, sqlVerb, statementMaxLength, truncate } from './sql';
 
 export type MysqlPatch = 'mysql' | 'mysql2';
 
 const DB_TYPE_SQL = 'sql';
-const DEFAULT_MAX_STATEMENT_LENGTH = 4096;
 /** Operation name when the statement has no leading keyword. */
 const UNKNOWN_VERB = 'QUERY';
 
 export type Callback = (this: unknown, ...args: unknown[]) => unknown;
 export type Method = (this: unknown, ...args: unknown[]) => unknown;
 
-function maxLength(options: MysqlOptions): number {
-  const max = options.maxStatementLength;
-  return typeof max === 'number' && max > 0 ? Math.floor(max) : DEFAULT_MAX_STATEMENT_LENGTH;
-}
+/** Verbs and masked texts of recent statements, remembered per text (bounded: `memoByText`). */
+const verbs = memoByText((text) => sqlVerb(text) || UNKNOWN_VERB);
+const maskedTexts = memoByText((text) => maskSqlLiterals(text, 'mysql'));
 
-/**
- * Masked texts and verbs of recent statements: applications send the same
- * few texts over and over, and masking is a full scan of the text. Bounded
- * (cleared when full); only texts up to `CACHED_TEXT_MAX` characters.
- */
-const CACHE_SIZE = 512;
-const CACHED_TEXT_MAX = 2048;
-const maskedTexts = new Map<string, string>();
-const verbs = new Map<string, string>();
-
-function masked(text: string): string {
-  if (text.length > CACHED_TEXT_MAX) return maskSqlLiterals(text, 'mysql');
-  let out = maskedTexts.get(text);
-  if (out === undefined) {
-    out = maskSqlLiterals(text, 'mysql');
-    if (maskedTexts.size >= CACHE_SIZE) maskedTexts.clear();
-    maskedTexts.set(text, out);
-  }
-  return out;
-}
-
-/** The operation name's verb (upper case), or `QUERY`. */
 function verbOf(text: string | undefined): string {
-  if (text === undefined) return UNKNOWN_VERB;
-  if (text.length > CACHED_TEXT_MAX) return sqlVerb(text) || UNKNOWN_VERB;
-  let out = verbs.get(text);
-  if (out === undefined) {
-    out = sqlVerb(text) || UNKNOWN_VERB;
-    if (verbs.size >= CACHE_SIZE) verbs.clear();
-    verbs.set(text, out);
-  }
-  return out;
+  return text === undefined ? UNKNOWN_VERB : verbs(text);
 }
 
-/** `db.statement` before truncation: the text with its literals masked, unless the user asked for the raw text. */
-function statementOf(text: string, options: MysqlOptions): string {
-  return options.recordRawStatement === true ? text : masked(text);
+/** `db.statement`: the text with its literals masked, unless the user asked for the raw text; cut at `max`. */
+function statementOf(text: string, options: MysqlOptions, max: number): string {
+  return options.recordRawStatement === true ? truncate(text, max) : maskedStatement(text, max, maskedTexts);
 }
 
 /** The connection tags of a settings object, with the values they were made from (`changeUser` changes them). */
@@ -153,8 +121,8 @@ interface Statement {
 function statementTags(tags: TagMap, { config, text, values, options }: Statement): void {
   tags[TAG.DB_TYPE] = DB_TYPE_SQL;
   connectionTags(tags, config);
-  const max = maxLength(options);
-  if (text !== undefined) tags[TAG.DB_STATEMENT] = truncate(statementOf(text, options), max);
+  const max = statementMaxLength(options);
+  if (text !== undefined) tags[TAG.DB_STATEMENT] = statementOf(text, options, max);
   if (options.captureParameters === true) {
     const parameters = serializeSqlParameters(values, max);
     if (parameters !== undefined) tags[TAG.DB_PARAMETERS] = parameters;
@@ -624,6 +592,6 @@ function loggableError(err: unknown, text: string | undefined, values: unknown, 
   if (typeof e.message === 'string') fields.message = clean(e.message);
   if (typeof e.stack === 'string') fields.stack = clean(e.stack);
   if (typeof e.sqlMessage === 'string') fields.sqlMessage = clean(e.sqlMessage);
-  if (typeof e.sql === 'string') fields.sql = text !== undefined ? statementOf(text, options) : REDACTED;
+  if (typeof e.sql === 'string') fields.sql = text === undefined ? REDACTED : options.recordRawStatement === true ? text : maskedTexts(text);
   return redactErrorFields(err, fields);
 }
