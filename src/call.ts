@@ -21,12 +21,12 @@ import {
   type SpanContext,
 } from 'opentracing';
 import { SERVER, TAG } from './constants';
-import { getCurrentSpan, isSuppressed } from './context';
+import { currentSpanIn, currentStore } from './context';
 import type { PatchName } from './hooks';
 import { logOnce, safeCall } from './logger';
 import { getTracer, optionsOf } from './options';
 import { jaegerContextIsWellFormed } from './propagation';
-import { finishSpan, injectHttpHeaders, isRecording, setTags, startClientSpanWithParent, type TagMap } from './span';
+import { finishSpan, injectHttpHeaders, isRecording, setTags, startSpanUnder, type TagMap } from './span';
 
 /** `span.kind` of a call: an outbound call, a message sent, a message handled. */
 export type CallKind = 'client' | 'producer' | 'consumer';
@@ -140,7 +140,9 @@ export class Call<Response = unknown, State = unknown> {
   }
 
   private runResponseHook(response: Response | undefined): void {
-    safeCall(`${this.patch} responseHook`, optionsOf(this.patch).responseHook as ((r: unknown, s: Span) => unknown) | undefined, response, this.span);
+    const hook = optionsOf(this.patch).responseHook as ((r: unknown, s: Span) => unknown) | null | undefined;
+    // The site's name is built only when there is a hook to run (most calls have none).
+    if (typeof hook === 'function') safeCall(`${this.patch} responseHook`, hook, response, this.span);
   }
 
   /**
@@ -209,7 +211,9 @@ export function startCall<Request = unknown, Response = unknown, Subject = undef
   spec: CallSpec<Request, Subject>,
   subject?: Subject,
 ): Call<Response, State> | undefined {
-  if (isSuppressed()) return undefined;
+  // One read of the context for the whole start: suppression and the parent.
+  const store = currentStore();
+  if (store !== undefined && store.suppressed) return undefined;
   const kind = spec.kind ?? 'client';
   const base: TagMap = { [TAG.SPAN_KIND]: kind, [TAG.COMPONENT]: spec.component ?? patch };
   let span: Span | undefined;
@@ -218,7 +222,7 @@ export function startCall<Request = unknown, Response = unknown, Subject = undef
     span =
       kind === 'consumer'
         ? startConsumerSpan(patch, operationName, spec as CallSpec<unknown, Subject>, base)
-        : startClientSpanWithParent(patch, operationName, spec.parent === undefined ? getCurrentSpan() : (spec.parent ?? undefined), base);
+        : startSpanUnder(patch, operationName, spec.parent === undefined ? currentSpanIn(store) : (spec.parent ?? undefined), base);
   } catch (err) {
     logOnce(`start:${patch}`, `could not start a ${patch} span; the call goes on untraced`, err);
     return undefined;

@@ -46,16 +46,25 @@ let customGetter: SpanGetter | null = null;
  * `spanInContext`.
  */
 export function getCurrentSpan(): Span | undefined {
-  const getter = customGetter;
-  if (getter !== null) {
-    try {
-      return getter() ?? undefined;
-    } catch (err) {
-      logOnce('getter', 'the current-span getter threw; treating as no current span', err);
-      return undefined;
-    }
+  return customGetter !== null ? fromGetter(customGetter) : (storage.getStore()?.span ?? undefined);
+}
+
+/**
+ * Internal: `getCurrentSpan()` for a caller that has read the store already
+ * (`currentStore()`), so that a traced call reads AsyncLocalStorage once:
+ * the custom getter, when set, is still consulted now.
+ */
+export function currentSpanIn(store: ContextStore | undefined): Span | undefined {
+  return customGetter !== null ? fromGetter(customGetter) : (store?.span ?? undefined);
+}
+
+function fromGetter(getter: SpanGetter): Span | undefined {
+  try {
+    return getter() ?? undefined;
+  } catch (err) {
+    logOnce('getter', 'the current-span getter threw; treating as no current span', err);
+    return undefined;
   }
-  return storage.getStore()?.span ?? undefined;
 }
 
 /**

@@ -7,6 +7,7 @@
  * position (`positionalFirstKey`); the ioredis hook asks its own command
  * table, through the Command it hands over (`Command.getKeys()`).
  */
+import { OPERATION_PREFIX } from './constants';
 import { redactErrorFields, redactValues } from './redact';
 import { truncate } from './sql';
 
@@ -85,17 +86,47 @@ function otherArguments(n: number): string {
   return n === 1 ? '[1 other argument]' : `[${n} other arguments]`;
 }
 
+/** What a statement needs to know of a command name, worked out once per name. */
+interface NameInfo {
+  /** The span's operation name: `redis:GET`. */
+  readonly operationName: string;
+  readonly lower: string;
+  readonly upper: string;
+  readonly secret: boolean;
+  readonly container: boolean;
+}
+
+/**
+ * Command names seen so far. The names a client sends are few (its command
+ * table), so this stays small; a name beyond the bound (an application
+ * sending made-up names through `call`) is worked out on each use.
+ */
+const NAMES = new Map<string, NameInfo>();
+const MAX_NAMES = 1024;
+
+/** The cased forms and kind of the command `name`, as a Redis hook sends it. */
+export function nameInfo(name: string): NameInfo {
+  let info = NAMES.get(name);
+  if (info === undefined) {
+    const lower = name.toLowerCase();
+    const upper = name.toUpperCase();
+    info = { operationName: OPERATION_PREFIX.REDIS + upper, lower, upper, secret: SECRET_COMMANDS.has(lower), container: CONTAINER_COMMANDS.has(lower) };
+    if (NAMES.size < MAX_NAMES) NAMES.set(name, info);
+  }
+  return info;
+}
+
 /** The default statement: `SET session:42 [1 other argument]`; `CONFIG GET ...` when `compact`; `AUTH`. */
 export function defaultStatement(name: string, args: ReadonlyArray<unknown>, firstKey: FirstKey, compact: boolean, command?: unknown): string {
-  const lower = name.toLowerCase();
-  const upper = name.toUpperCase();
-  if (SECRET_COMMANDS.has(lower)) return upper;
-  const parts = [upper];
+  const info = nameInfo(name);
+  if (info.secret) return info.upper;
+  // Built by concatenation: this runs once per traced command.
+  let text = info.upper;
   let shown = 0;
-  if (CONTAINER_COMMANDS.has(lower) && args.length > 0) {
+  if (info.container && args.length > 0) {
     const sub = argText(args[0]);
     if (sub !== undefined && /^[A-Za-z-]{1,32}$/.test(sub)) {
-      parts.push(sub.toUpperCase());
+      text += ' ' + sub.toUpperCase();
       shown++;
     }
   }
@@ -106,12 +137,12 @@ export function defaultStatement(name: string, args: ReadonlyArray<unknown>, fir
     key = undefined; // a command the locator does not know: its arguments stay hidden
   }
   if (key !== undefined) {
-    parts.push(key);
+    text += ' ' + key;
     shown++;
   }
   const others = args.length - shown;
-  if (others > 0) parts.push(compact ? '...' : otherArguments(others));
-  return parts.join(' ');
+  if (others > 0) text += ' ' + (compact ? '...' : otherArguments(others));
+  return text;
 }
 
 /** db.statement of one command: the user's serializer (never for AUTH/HELLO), else the default. */
@@ -126,12 +157,15 @@ export function commandStatement(
   command?: unknown,
 ): string {
   const serializer = options.statementSerializer;
-  if (typeof serializer === 'function' && !SECRET_COMMANDS.has(name.toLowerCase())) {
-    try {
-      const s = serializer(name.toLowerCase(), args);
-      if (typeof s === 'string') return s;
-    } catch (err) {
-      log(`${patch}:serializer`, `the ${patch} statementSerializer threw; using the default`, err);
+  if (typeof serializer === 'function') {
+    const info = nameInfo(name);
+    if (!info.secret) {
+      try {
+        const s = serializer(info.lower, args);
+        if (typeof s === 'string') return s;
+      } catch (err) {
+        log(`${patch}:serializer`, `the ${patch} statementSerializer threw; using the default`, err);
+      }
     }
   }
   return defaultStatement(name, args, firstKey, compact, command);

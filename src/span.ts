@@ -56,6 +56,14 @@ export function startClientSpanWithParent(
   tags?: TagMap,
 ): Span | undefined {
   if (isSuppressed()) return undefined;
+  return startSpanUnder(patch, operationName, parent, tags);
+}
+
+/**
+ * `startClientSpanWithParent` for a caller that has checked suppression
+ * itself (the call lifecycle reads the context once per call).
+ */
+export function startSpanUnder(patch: PatchName, operationName: string, parent: Span | undefined, tags?: TagMap): Span | undefined {
   if (parent === undefined && optionsOf(patch).requireParentSpan === true) return undefined;
   try {
     if (parent !== undefined && isFinalUnsampled(parent) && !hasHooks(patch)) return new UnsampledCallSpan(parent);
@@ -267,13 +275,26 @@ export function clientTags(component: string): TagMap {
   return { [TAG.SPAN_KIND]: SPAN_KIND_CLIENT, [TAG.COMPONENT]: component };
 }
 
+/**
+ * The peer tag of each host seen: a process talks to few hosts, again and
+ * again, and telling an address from a name (`isIP`) costs a regular
+ * expression per call otherwise. Bounded: hosts beyond it are worked out each time.
+ */
+const PEERS = new Map<string, { key: string; host: string }>();
+const MAX_PEERS = 256;
+
 /** `peer.hostname` or `peer.ipv4`/`peer.ipv6` for `host`, and `peer.port`. */
 export function addPeerTags(tags: TagMap, host: string | undefined, port: number | string | undefined): TagMap {
   if (host) {
-    let h = host;
-    if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-    const family = isIP(h);
-    tags[family === 4 ? TAG.PEER_HOST_IPV4 : family === 6 ? TAG.PEER_HOST_IPV6 : TAG.PEER_HOSTNAME] = h;
+    let peer = PEERS.get(host);
+    if (peer === undefined) {
+      let h = host;
+      if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+      const family = isIP(h);
+      peer = { key: family === 4 ? TAG.PEER_HOST_IPV4 : family === 6 ? TAG.PEER_HOST_IPV6 : TAG.PEER_HOSTNAME, host: h };
+      if (PEERS.size < MAX_PEERS) PEERS.set(host, peer);
+    }
+    tags[peer.key] = peer.host;
   }
   if (port !== undefined && port !== null && port !== '') {
     const n = typeof port === 'number' ? port : Number(port);

@@ -21,7 +21,7 @@ import { logOnce } from '../logger';
 import { optionsOf, type IoredisOptions, type IoredisRequest } from '../options';
 import type { Instrumentation } from '../instrumentation';
 import { addPeerTags, type TagMap } from '../span';
-import { batchStatement, commandStatement, loggableCommandError, maxStatementLength, type FirstKey } from '../redis-statement';
+import { batchStatement, commandStatement, loggableCommandError, maxStatementLength, nameInfo, type FirstKey } from '../redis-statement';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
 
@@ -145,7 +145,7 @@ let startingOn: IoredisClient | undefined;
 
 /** The call of one command: the spec is shared, the Command is its subject. */
 const COMMAND: CallSpec<IoredisRequest, IoredisCommand> = {
-  operationName: (command) => OPERATION_PREFIX.REDIS + String(command.name).toUpperCase(),
+  operationName: (command) => nameInfo(String(command.name)).operationName,
   tags: (tags, command) => {
     const options = optionsOf(PATCH);
     tags[TAG.DB_TYPE] = DB_TYPE_REDIS;

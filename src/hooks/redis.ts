@@ -24,13 +24,13 @@
 import { createRequire } from 'module';
 import { OPERATION_PREFIX, TAG } from '../constants';
 import { activeCall, bindToCurrentContext, runInCall, suppressInstrumentation } from '../context';
-import { startCall, type Call } from '../call';
+import { startCall, type Call, type CallSpec } from '../call';
 import type { Instrumentation } from '../instrumentation';
 import type { NodeRedisClient, NodeRedisInternals, NodeRedisQueue, NodeRedisQueuedCommand } from '../internal-types';
 import { logOnce } from '../logger';
 import { optionsOf, type PatchOptions } from '../options';
 import { withPromiseSeam } from '../promise-seam';
-import { batchStatement, commandStatement, loggableRedisError, maxStatementLength, positionalFirstKey, type RedisStatementOptions } from '../redis-statement';
+import { batchStatement, commandStatement, loggableRedisError, maxStatementLength, nameInfo, positionalFirstKey, type RedisStatementOptions } from '../redis-statement';
 import { addPeerTags, type TagMap } from '../span';
 import { truncate } from '../sql';
 import { unwrapMethod, wrapMethod } from '../wrap';
@@ -99,6 +99,17 @@ class RedirectGroup {
 const REDIRECT = /^(MOVED|ASK) /;
 const PUBSUB = ['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE'] as const;
 
+/** Calls `original` on `target` with `args` as the entry of `client`'s application call (no closure made). */
+function applyAsEntry(client: NodeRedisClient, original: (...a: unknown[]) => unknown, target: unknown, args: IArguments | unknown[]): unknown {
+  const previous = entry;
+  entry = { client, batch: false };
+  try {
+    return original.apply(target, args as unknown[]);
+  } finally {
+    entry = previous;
+  }
+}
+
 function withEntry<T>(client: NodeRedisClient, batch: boolean, fn: () => T): T {
   const previous = entry;
   entry = { client, batch };
@@ -132,33 +143,44 @@ function batchError(reply: unknown): unknown {
   return undefined;
 }
 
-/** What ends `call` once its command or batch settles; a MOVED/ASK inside a group leaves it to the next attempt. */
-function outcome(call: Call, group: RedirectGroup | undefined, batch: boolean): { resolved: (reply: unknown) => void; rejected: (err: unknown) => void } {
-  const end = (): void => {
-    // A cluster command: the node that answered last is the peer (tags set once: a tracer may keep duplicates).
+/**
+ * What ends `call` once its command or batch settles; a MOVED/ASK inside a
+ * group leaves it to the next attempt. One object per call, its methods
+ * called on it (the promise seam calls its observer's methods so).
+ */
+class Outcome {
+  constructor(
+    private readonly call: Call,
+    private readonly group: RedirectGroup | undefined,
+    private readonly batch: boolean,
+  ) {}
+
+  /** A cluster command: the node that answered last is the peer (tags set once: a tracer may keep duplicates). */
+  private end(): void {
+    const group = this.group;
     try {
-      if (group?.client !== undefined && !call.finished) call.setTags(connectionTags({}, group.client));
+      if (group?.client !== undefined && !this.call.finished) this.call.setTags(connectionTags({}, group.client));
     } catch (err) {
       logOnce('redis:tags', 'could not tag the node of a node-redis cluster command', err);
     }
-  };
-  return {
-    resolved: (reply) => {
-      end();
-      const failed = batch ? batchError(reply) : undefined;
-      if (failed !== undefined) call.finish(failed);
-      else call.finish(undefined, reply, true);
-    },
-    rejected: (err) => {
-      const message = (err as { message?: unknown } | null)?.message;
-      if (group !== undefined && typeof message === 'string' && REDIRECT.test(message)) {
-        group.redirected();
-        return;
-      }
-      end();
-      call.finish(err ?? new Error('redis command rejected'));
-    },
-  };
+  }
+
+  resolved(reply: unknown): void {
+    this.end();
+    const failed = this.batch ? batchError(reply) : undefined;
+    if (failed !== undefined) this.call.finish(failed);
+    else this.call.finish(undefined, reply, true);
+  }
+
+  rejected(err: unknown): void {
+    const message = (err as { message?: unknown } | null)?.message;
+    if (this.group !== undefined && typeof message === 'string' && REDIRECT.test(message)) {
+      this.group.redirected();
+      return;
+    }
+    this.end();
+    this.call.finish(err ?? new Error('redis command rejected'));
+  }
 }
 
 /**
@@ -171,27 +193,50 @@ function settle(call: Call, result: unknown, group?: RedirectGroup, batch = fals
     call.finish(undefined, result, true);
     return;
   }
-  const { resolved, rejected } = outcome(call, group, batch);
-  (result as Promise<unknown>).then(resolved, rejected);
+  const outcome = new Outcome(call, group, batch);
+  (result as Promise<unknown>).then(
+    (reply) => outcome.resolved(reply),
+    (err: unknown) => outcome.rejected(err),
+  );
 }
 
+/**
+ * What the span of one call is built from. A single command carries itself
+ * (`command`, its name first), so that the spec is shared and nothing is made
+ * per command for it; a batch or a pub/sub call brings its statement and request.
+ */
+interface Subject {
+  readonly client: NodeRedisClient;
+  /** The command name, upper case, or MULTI / PIPELINE. */
+  readonly name: string;
+  readonly command?: ReadonlyArray<unknown>;
+  readonly statement?: () => string;
+  readonly request?: () => RedisRequest;
+  /** False for a cluster command: its node is tagged when it ends. */
+  peer: boolean;
+}
+
+const SPEC: CallSpec<RedisRequest, Subject> = {
+  operationName: (s) => nameInfo(s.name).operationName,
+  tags: (tags, s) => {
+    const options = optionsOf(PATCH);
+    tags[TAG.DB_TYPE] = 'redis';
+    tags[TAG.DB_STATEMENT] = truncate(s.command !== undefined ? statementOf(s.command, options, false) : s.statement!(), maxStatementLength(options));
+    connectionTags(tags, s.client, s.peer);
+  },
+  request: (s) => (s.command !== undefined ? { command: s.name, args: s.command.slice(1) } : s.request!()),
+  loggableError: (err) => loggableRedisError(err),
+};
+
 /** Starts (or, for a redirected cluster attempt, takes over) the span of one command or batch; runs `run`. */
-function traced(client: NodeRedisClient, name: string, statement: () => string, request: () => RedisRequest, run: () => unknown, batch: boolean): unknown {
+function traced(subject: Subject, run: () => unknown, batch: boolean): unknown {
   const active = activeCall();
   const group = active instanceof RedirectGroup ? active : undefined;
-  if (group !== undefined) group.client = client;
+  if (group !== undefined) group.client = subject.client;
   let call = group?.call !== undefined && !group.call.finished ? group.call : undefined;
   if (call === undefined) {
-    call = startCall<RedisRequest>(PATCH, {
-      operationName: OPERATION_PREFIX.REDIS + name,
-      tags: (tags) => {
-        tags[TAG.DB_TYPE] = 'redis';
-        tags[TAG.DB_STATEMENT] = truncate(statement(), maxStatementLength(optionsOf(PATCH)));
-        connectionTags(tags, client, group === undefined);
-      },
-      request,
-      loggableError: (err) => loggableRedisError(err),
-    });
+    subject.peer = group === undefined;
+    call = startCall<RedisRequest, unknown, Subject>(PATCH, SPEC, subject);
     if (call === undefined) return run();
     if (group !== undefined) group.call = call;
   }
@@ -199,7 +244,7 @@ function traced(client: NodeRedisClient, name: string, statement: () => string, 
   let seen = false;
   try {
     if (batch) result = run();
-    else ({ result, seen } = withPromiseSeam('node-redis', run, outcome(call, group, false)));
+    else ({ result, seen } = withPromiseSeam('node-redis', run, new Outcome(call, group, false)));
   } catch (err) {
     call.finish(err);
     throw err;
@@ -223,35 +268,31 @@ function tracedAddCommand(original: NodeRedisQueue['addCommand'], queue: NodeRed
   const current = entry;
   const command = args[0] as ReadonlyArray<unknown>;
   if (current === undefined || current.batch || !Array.isArray(command) || command.length === 0) return original.apply(queue, args as never);
-  const name = String(command[0]).toUpperCase();
+  const name = nameInfo(String(command[0])).upper;
   // A cluster's ASKING before the command an ASK redirects (1.x: `client.asking()`): protocol, not a call.
   if (name === 'ASKING') return original.apply(queue, args as never);
   entry = undefined; // one span per application call: whatever else it queues is its own business
-  return traced(
-    current.client,
-    name,
-    () => statementOf(command, optionsOf(PATCH), false),
-    () => ({ command: name, args: command.slice(1) }),
-    () => original.apply(queue, args as never),
-    false,
-  ) as Promise<unknown>;
+  return traced({ client: current.client, name, command, peer: true }, () => original.apply(queue, args as never), false) as Promise<unknown>;
 }
 
 function tracedBatch(original: (...a: unknown[]) => unknown, client: NodeRedisClient, args: IArguments, multi: boolean): unknown {
   const commands = (Array.isArray(args[0]) ? args[0] : []) as NodeRedisQueuedCommand[];
   const run = (): unknown => withEntry(client, true, () => original.apply(client, args as never));
   return traced(
-    client,
-    multi ? 'MULTI' : 'PIPELINE',
-    () => {
-      const options = optionsOf(PATCH);
-      return batchStatement(commands, (c) => statementOf(c.args, options, true), maxStatementLength(options));
+    {
+      client,
+      name: multi ? 'MULTI' : 'PIPELINE',
+      statement: () => {
+        const options = optionsOf(PATCH);
+        return batchStatement(commands, (c) => statementOf(c.args, options, true), maxStatementLength(options));
+      },
+      request: () => ({
+        command: multi ? 'MULTI' : 'PIPELINE',
+        args: [],
+        commands: commands.map((c) => ({ command: String(c.args[0]), args: c.args.slice(1) })),
+      }),
+      peer: true,
     },
-    () => ({
-      command: multi ? 'MULTI' : 'PIPELINE',
-      args: [],
-      commands: commands.map((c) => ({ command: String(c.args[0]), args: c.args.slice(1) })),
-    }),
     run,
     true,
   );
@@ -271,10 +312,13 @@ function tracedPubSub(original: (...a: unknown[]) => unknown, client: NodeRedisC
   }
   const channels = Array.isArray(list[0]) ? (list[0] as unknown[]) : list[0] === undefined ? [] : [list[0]];
   return traced(
-    client,
-    name,
-    () => statementOf([name, ...channels], optionsOf(PATCH), false),
-    () => ({ command: name, args: channels }),
+    {
+      client,
+      name,
+      statement: () => statementOf([name, ...channels], optionsOf(PATCH), false),
+      request: () => ({ command: name, args: channels }),
+      peer: true,
+    },
     () => original.apply(client, list),
     false,
   );
@@ -327,7 +371,7 @@ function wrap(proto: object, name: string, wrapper: Wrapper): void {
 /** Every (prototype, method) pair `patch` wraps, for unpatching and the tests. */
 function targets(i: NodeRedisInternals): Array<[object, string, Wrapper]> {
   const client = i.client.prototype;
-  const entryPoint: Wrapper = (original, c, args) => withEntry(self(c), false, () => original.apply(c, args as never));
+  const entryPoint: Wrapper = (original, c, args) => applyAsEntry(self(c), original, c, args);
   const list: Array<[object, string, Wrapper]> = [[client, 'sendCommand', entryPoint]];
   if (i.commands !== undefined) {
     // 1.x: commands call a private #sendCommand; their methods are the entry points.
