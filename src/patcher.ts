@@ -138,7 +138,36 @@ function onLoad(exports: unknown, name: string, basedir: string | undefined): vo
       patchExports(reg, exports, basedir);
     }
   }
-  if (!matched && basedir !== undefined) patchMainOfEntry(file, basedir);
+  if (basedir === undefined) return;
+  if (!matched) patchMainOfEntry(file, basedir);
+  else mainWaiting.delete(basedir);
+  // A main file that waited for this copy's files to finish loading (see `copyIsLoading`).
+  const waiting = mainWaiting.get(basedir);
+  if (waiting !== undefined && waiting !== file) {
+    mainWaiting.delete(basedir);
+    patchMainOfEntry(waiting, basedir);
+  }
+}
+
+/** Per package folder, an entry whose main file is to be loaded once no file of that copy is loading. */
+const mainWaiting = new Map<string, string>();
+
+/**
+ * True while a file of the package copy in `basedir` is still loading: the
+ * entry that just loaded is part of a require cycle inside the package
+ * (@smithy/core/transport loads while @smithy/core/protocols is loading).
+ * Its main file must not be required then: it would require the loading
+ * file back and get its unfinished exports (Node's "Accessing non-existent
+ * property ... inside circular dependency" warning, and `undefined` in the
+ * main file's own bindings and exports, e.g. `@smithy/core`'s
+ * `requestBuilder`).
+ */
+function copyIsLoading(basedir: string): boolean {
+  const prefix = basedir + path.sep;
+  for (const [file, mod] of Object.entries(require.cache)) {
+    if (mod !== undefined && !mod.loaded && file.startsWith(prefix) && !file.slice(prefix.length).includes(`node_modules${path.sep}`)) return true;
+  }
+  return false;
 }
 
 /** Per package folder, its entry points besides the main file (package.json read once). */
@@ -183,6 +212,10 @@ function patchMainOfEntry(name: string, basedir: string): void {
     const cached = require.cache[file];
     // Loading (it requires the entry itself): reported once it has loaded.
     if (cached !== undefined && !cached.loaded) return;
+    if (cached === undefined && copyIsLoading(basedir)) {
+      mainWaiting.set(basedir, name);
+      return;
+    }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     main = cached !== undefined ? cached.exports : require(file);
   } catch (err) {

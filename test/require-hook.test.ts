@@ -5,7 +5,7 @@
  * library loaded later, however it is loaded, is still patched.
  */
 import assert from 'assert';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import Module, { createRequire } from 'module';
 import * as os from 'os';
@@ -306,6 +306,18 @@ describe('patch registry: hook files loaded on demand', () => {
         `console.log(JSON.stringify({ before, restored, later, again: [isWrapped(pg.Client.prototype.query), isWrapped(axios.Axios.prototype._request)] }))`,
     );
     assert.deepStrictEqual(out, { before: [true, true], restored: [false, false], later: false, again: [true, true] });
+  });
+
+  it("node -r ./register: a subpath entry loaded inside a require cycle of its own package (@smithy/core/transport while /protocols loads): the main file waits until the cycle is done; same exports as without, no warning", () => {
+    const code =
+      "require('@aws-sdk/client-s3'); const core = require('@smithy/core'); const { isWrapped } = require('./dist/wrap.js');" +
+      "console.log(JSON.stringify({ requestBuilder: typeof core.requestBuilder, getSmithyContext: typeof core.getSmithyContext, send: isWrapped(require('@smithy/core/client').Client.prototype.send) }))";
+    const env = { PATH: process.env.PATH ?? '', JAEGER_SERVICE_NAME: 'require-hook-test', JAEGER_AGENT_HOST: '127.0.0.1' };
+    const traced = spawnSync(process.execPath, ['-r', './register', '-e', code], { cwd: ROOT, env, encoding: 'utf8' });
+    const plain = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, env, encoding: 'utf8' });
+    assert.strictEqual(traced.stderr, '', 'nothing on stderr');
+    assert.deepStrictEqual(JSON.parse(traced.stdout), { requestBuilder: 'function', getSmithyContext: 'function', send: true });
+    assert.deepStrictEqual(JSON.parse(plain.stdout), { requestBuilder: 'function', getSmithyContext: 'function', send: false });
   });
 
   // mysql2 >= 3.11.5: promise.js builds on lib/ and never loads index.js, the main file the mysql2 hook patches.
