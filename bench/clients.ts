@@ -57,6 +57,13 @@ export interface Client {
   /** One complete call: request sent, whole response read. */
   call(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Told when the instrumentation has just been switched on or off, before
+   * the calls of that state: a client whose OpenTelemetry instrumentation
+   * wraps objects when they are made, not prototypes, uses objects made in
+   * that state (see mysqlClient).
+   */
+  prepare?(instrumented: boolean): Promise<void>;
 }
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -170,15 +177,33 @@ function httpsClient(targets: Targets): Client {
   };
 }
 
+/**
+ * OpenTelemetry's instrumentation-mysql wraps `createPool` and the pools it
+ * makes (their `query` and `getConnection`), not mysql's prototypes: a pool
+ * made while it is disabled is never traced by it, and one made while it is
+ * enabled stays wrapped after `disable()`. So each state calls its own pool,
+ * made in that state (this package patches the prototypes: both pools are
+ * traced, or not, with the state).
+ */
 async function mysqlClient(): Promise<Client> {
   const mysql = require('mysql') as typeof import('mysql');
-  const pool = mysql.createPool({ host: '127.0.0.1', port: 3306, user: 'root', database: 'test', connectionLimit: 8 });
-  const query = (): Promise<void> => new Promise((resolve, reject) => pool.query('SELECT 1', (err) => (err ? reject(err) : resolve())));
-  await query();
+  const make = async (): Promise<import('mysql').Pool> => {
+    const made = mysql.createPool({ host: '127.0.0.1', port: 3306, user: 'root', database: 'test', connectionLimit: 8 });
+    await new Promise<void>((resolve, reject) => made.query('SELECT 1', (err) => (err ? reject(err) : resolve())));
+    return made;
+  };
+  const pools = new Map<boolean, import('mysql').Pool>();
+  let pool = await make();
+  pools.set(false, pool);
   return {
     name: 'mysql',
-    call: query,
-    close: () => new Promise((resolve) => pool.end(() => resolve())),
+    call: () => new Promise((resolve, reject) => pool.query('SELECT 1', (err) => (err ? reject(err) : resolve()))),
+    prepare: async (instrumented) => {
+      let own = pools.get(instrumented);
+      if (own === undefined) pools.set(instrumented, (own = await make()));
+      pool = own;
+    },
+    close: () => Promise.all([...pools.values()].map((p) => new Promise<void>((resolve) => p.end(() => resolve())))).then(() => undefined),
   };
 }
 

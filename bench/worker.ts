@@ -126,6 +126,7 @@ async function timedBlock(client: Client, concurrency: number, n: number): Promi
 /** Wall µs per call of the client, uninstrumented, at this concurrency (after a few calls to open connections). */
 async function callTime(mode: Controller, client: Client, concurrency: number): Promise<number> {
   mode.off();
+  await client.prepare?.(false);
   await runCalls(client, concurrency, Math.max(10, concurrency));
   let n = Math.max(20, concurrency * 2);
   for (;;) {
@@ -144,8 +145,10 @@ async function latency(mode: Controller, client: Client, concurrency: number, co
   const warmup = Math.max(Math.min(10, counts.warmup), Math.min(counts.warmup, Math.round((counts.warmupMs * 1000) / perCall)));
   const settle = Math.max(Math.min(2, counts.settle), Math.min(counts.settle, Math.round(block / 10)));
   mode.on();
+  await client.prepare?.(true);
   await runCalls(client, concurrency, warmup);
   mode.off();
+  await client.prepare?.(false);
   await runCalls(client, concurrency, warmup);
   const on: Block[] = [];
   const off: Block[] = [];
@@ -154,6 +157,7 @@ async function latency(mode: Controller, client: Client, concurrency: number, co
     for (const instrumented of order) {
       if (instrumented) mode.on();
       else mode.off();
+      await client.prepare?.(instrumented);
       await runCalls(client, concurrency, settle);
       (instrumented ? on : off).push(await timedBlock(client, concurrency, block));
     }
