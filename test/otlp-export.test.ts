@@ -264,6 +264,30 @@ describe('exporter otlp: OTLP over HTTP/protobuf to a real receiver', () => {
       assert.match(lines[0], /otlp-collector\.invalid.*does not resolve/);
     });
 
+    it('a collector that accepts and never answers, with exports piling up: one warning saying so, then the spans of the refused exports are counted as failed', async () => {
+      const silent = net.createServer(() => undefined);
+      const sockets = new Set<net.Socket>();
+      silent.on('connection', (s) => sockets.add(s));
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}/v1/traces`;
+      const reporter = new OtlpReporter({ url, timeoutMillis: 3000, scheduledDelayMillis: 60000, maxExportBatchSize: 1 });
+      try {
+        const lines = await stderrOf(async () => {
+          const t = initTracer({ serviceName: 'otlp-busy' }, { reporter: reporter as never });
+          for (let i = 0; i < 40; i++) t.startSpan(`s${i}`).finish();
+          reporter.flush();
+          await new Promise((r) => setTimeout(r, 100));
+        });
+        const ours = lines.filter((l) => l.startsWith('opentracing-instrumentation: '));
+        assert.strictEqual(ours.length, 1, ours.join('\n'));
+        assert.match(ours[0], /failed: too many exports still in flight \(the collector is slow to answer or unreachable\); those spans are dropped/);
+        assert.strictEqual(reporter.failed, 10, 'the 10 exports beyond the 30 in flight');
+      } finally {
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => silent.close(r));
+      }
+    });
+
     it('HTTP 400 and HTTP 503 (retried until the timeout): one warning each', async () => {
       receiver.status = 400;
       const bad = await threeExports(receiver.url);

@@ -91,6 +91,8 @@ function failureKind(error: Error | undefined): { key: string; what: string } {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { key: 'unresolvable', what: `the host does not resolve (${String(code)})` };
   if (code === 'ETIMEDOUT' || /timed? ?out/i.test(message)) return { key: 'timeout', what: 'no answer in time' };
   if (typeof code === 'number') return { key: `http-${code}`, what: `the collector answered HTTP ${code}${message ? ` ${message}` : ''}` };
+  // OpenTelemetry's delegate refuses an export while 30 of its exports are still in flight (retrying a slow or unreachable collector).
+  if (/concurrent export limit/i.test(message)) return { key: 'busy', what: 'too many exports still in flight (the collector is slow to answer or unreachable)' };
   if (/retryable status/i.test(message)) return { key: 'http-retryable', what: 'the collector kept answering with a retryable HTTP status (429, 502, 503 or 504)' };
   if (typeof code === 'string') return { key: `code-${code}`, what: `${code} ${message}` };
   return { key: `other-${message.slice(0, 40)}`, what: message };
