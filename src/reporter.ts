@@ -26,6 +26,7 @@
 import * as dgram from 'dgram';
 import { REFERENCE_CHILD_OF, REFERENCE_FOLLOWS_FROM } from 'opentracing';
 import { suppressInstrumentation } from './context';
+import { GrowableBuffer } from './growable-buffer';
 import { logOnce } from './logger';
 import type { JaegerProcess, JaegerReporterInternals, JaegerSpanInternals, JaegerUdpSender, RawTag } from './internal-types';
 
@@ -55,21 +56,9 @@ const EMPTY = Buffer.alloc(0);
 const ZERO8 = Buffer.alloc(8);
 
 /** A growable buffer with Thrift binary-protocol writers. */
-export class ThriftWriter {
-  buf: Buffer;
-  pos = 0;
-
+export class ThriftWriter extends GrowableBuffer {
   constructor(size = 64 * 1024) {
-    this.buf = Buffer.alloc(size);
-  }
-
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = Buffer.alloc(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
+    super(size);
   }
 
   byte(v: number): void {

@@ -28,6 +28,7 @@
  */
 import { REFERENCE_CHILD_OF, REFERENCE_FOLLOWS_FROM, Tags } from 'opentracing';
 import type { JaegerSpanInternals, RawTag } from '../internal-types';
+import { GrowableBuffer } from '../growable-buffer';
 import { logOnce } from '../logger';
 import { plainValue, type TagValue } from './jaeger-span';
 
@@ -48,21 +49,9 @@ const INT64_MIN = -(2 ** 63);
 const INT64_MAX_EXCLUSIVE = 2 ** 63;
 
 /** A growable buffer with the protobuf writers this encoding needs. */
-export class ProtoWriter {
-  buf: Buffer;
-  pos = 0;
-
+export class ProtoWriter extends GrowableBuffer {
   constructor(size = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
+    super(size);
   }
 
   /** An unsigned varint of a non-negative integer below 2^53. */
